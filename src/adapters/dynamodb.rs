@@ -1,0 +1,296 @@
+//! DynamoDB: readings and the alert ledger in one table.
+//!
+//! Key design: partition key `reactor`, sort key `reading_id` =
+//! `<UTC instant, fixed width>#<shard id>#<sequence number>`. "Readings of reactor X between
+//! t1 and t2" is one Query (`reactor = X AND reading_id BETWEEN t1 AND t2~`), and a replayed
+//! Kinesis record maps to the same key, so writing it again overwrites and never duplicates.
+//! The ledger of published alerts lives beside, under `reading_id = alert#<reading id>`, out
+//! of the way of time-range queries; it is the reactor's alert history too.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
+use chrono::{SecondsFormat, Utc};
+
+use super::retry::{UNPROCESSED_ATTEMPTS, backoff};
+use super::sdk_failure;
+use crate::ports::{
+    Alert, AlertLedger, FailureKind, ItemResults, Located, ReadingStore, TransientError,
+};
+
+/// Attribute names of the table.
+pub mod attr {
+    pub const REACTOR: &str = "reactor";
+    pub const READING_ID: &str = "reading_id";
+    pub const KIND: &str = "kind";
+    pub const TEMP_C: &str = "temp_c";
+    pub const DATE: &str = "date";
+    pub const SHARD_ID: &str = "shard_id";
+    pub const SEQUENCE_NUMBER: &str = "sequence_number";
+    pub const PARTITION_KEY: &str = "partition_key";
+    pub const ARRIVED_AT: &str = "arrived_at";
+    pub const SEVERITY: &str = "severity";
+    pub const MESSAGE_ID: &str = "message_id";
+    pub const PUBLISHED_AT: &str = "published_at";
+}
+
+/// Values of the `kind` attribute.
+pub const KIND_READING: &str = "reading";
+pub const KIND_ALERT: &str = "alert";
+const ALERT_PREFIX: &str = "alert#";
+
+/// BatchWriteItem takes at most 25 put requests.
+pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
+/// BatchGetItem takes at most 100 keys.
+pub const MAX_BATCH_GET_KEYS: usize = 100;
+
+#[derive(Clone)]
+pub struct DynamoDbStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoDbStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// The sort key of a reading.
+    pub fn reading_id(located: &Located<'_>) -> String {
+        format!(
+            "{}#{}#{}",
+            located.reading.utc_timestamp(),
+            located.origin.shard_id,
+            located.origin.sequence_number
+        )
+    }
+
+    fn reading_item(located: &Located<'_>) -> HashMap<String, AttributeValue> {
+        let r = located.reading;
+        let o = located.origin;
+        HashMap::from([
+            (attr::REACTOR.into(), AttributeValue::S(r.reactor.clone())),
+            (
+                attr::READING_ID.into(),
+                AttributeValue::S(Self::reading_id(located)),
+            ),
+            (attr::KIND.into(), AttributeValue::S(KIND_READING.into())),
+            (attr::TEMP_C.into(), AttributeValue::N(r.temp_c.to_string())),
+            (attr::DATE.into(), AttributeValue::S(r.date.to_rfc3339())),
+            (attr::SHARD_ID.into(), AttributeValue::S(o.shard_id.clone())),
+            (
+                attr::SEQUENCE_NUMBER.into(),
+                AttributeValue::S(o.sequence_number.to_string()),
+            ),
+            (
+                attr::PARTITION_KEY.into(),
+                AttributeValue::S(o.partition_key.clone()),
+            ),
+            (
+                attr::ARRIVED_AT.into(),
+                AttributeValue::S(o.arrival.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            ),
+        ])
+    }
+
+    fn ledger_key(alert: &Alert<'_>) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            (
+                attr::REACTOR.into(),
+                AttributeValue::S(alert.located.reading.reactor.clone()),
+            ),
+            (
+                attr::READING_ID.into(),
+                AttributeValue::S(format!(
+                    "{ALERT_PREFIX}{}",
+                    Self::reading_id(&alert.located)
+                )),
+            ),
+        ])
+    }
+
+    fn ledger_item(alert: &Alert<'_>, message_id: &str) -> HashMap<String, AttributeValue> {
+        let mut item = Self::ledger_key(alert);
+        item.extend([
+            (attr::KIND.into(), AttributeValue::S(KIND_ALERT.into())),
+            (
+                attr::SEVERITY.into(),
+                AttributeValue::S(alert.severity.as_str().into()),
+            ),
+            (
+                attr::TEMP_C.into(),
+                AttributeValue::N(alert.located.reading.temp_c.to_string()),
+            ),
+            (
+                attr::MESSAGE_ID.into(),
+                AttributeValue::S(message_id.into()),
+            ),
+            (
+                attr::PUBLISHED_AT.into(),
+                AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+            ),
+        ]);
+        item
+    }
+
+    /// Writes items with BatchWriteItem, retrying what comes back unprocessed.
+    async fn write_items(
+        &self,
+        operation: &'static str,
+        items: Vec<HashMap<String, AttributeValue>>,
+    ) -> ItemResults {
+        let keys: Vec<(AttributeValue, AttributeValue)> = items.iter().map(key_of).collect();
+        let mut pending: Vec<WriteRequest> = Vec::with_capacity(items.len());
+        for item in items {
+            match PutRequest::builder().set_item(Some(item)).build() {
+                Ok(put) => pending.push(WriteRequest::builder().put_request(put).build()),
+                Err(e) => {
+                    let err =
+                        TransientError::new(operation, FailureKind::Service, "invalid put request")
+                            .with_source(e);
+                    return vec![Err(err); keys.len()];
+                }
+            }
+        }
+
+        for attempt in 0..UNPROCESSED_ATTEMPTS {
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let response = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, std::mem::take(&mut pending))
+                .send()
+                .await;
+            match response {
+                Ok(out) => {
+                    pending = out
+                        .unprocessed_items
+                        .and_then(|mut m| m.remove(&self.table))
+                        .unwrap_or_default();
+                    if pending.is_empty() {
+                        return vec![Ok(()); keys.len()];
+                    }
+                }
+                Err(e) => {
+                    let err = sdk_failure(operation, e);
+                    return vec![Err(err); keys.len()];
+                }
+            }
+        }
+
+        let unprocessed: Vec<(AttributeValue, AttributeValue)> = pending
+            .iter()
+            .filter_map(|w| w.put_request.as_ref())
+            .map(|p| key_of(&p.item))
+            .collect();
+        keys.iter()
+            .map(|key| {
+                if unprocessed.contains(key) {
+                    Err(TransientError::new(
+                        operation,
+                        FailureKind::Unprocessed,
+                        format!("item still unprocessed after {UNPROCESSED_ATTEMPTS} attempts"),
+                    ))
+                } else {
+                    Ok(())
+                }
+            })
+            .collect()
+    }
+}
+
+fn key_of(item: &HashMap<String, AttributeValue>) -> (AttributeValue, AttributeValue) {
+    let get = |name: &str| {
+        item.get(name)
+            .cloned()
+            .unwrap_or(AttributeValue::Null(true))
+    };
+    (get(attr::REACTOR), get(attr::READING_ID))
+}
+
+impl ReadingStore for DynamoDbStore {
+    const OPERATION: &'static str = "BatchWriteItem";
+    const MAX_BATCH: usize = MAX_BATCH_WRITE_ITEMS;
+
+    async fn put_readings(&self, batch: &[Located<'_>]) -> ItemResults {
+        let items = batch.iter().map(Self::reading_item).collect();
+        self.write_items(Self::OPERATION, items).await
+    }
+}
+
+impl AlertLedger for DynamoDbStore {
+    const LOOKUP_OPERATION: &'static str = "BatchGetItem";
+    const RECORD_OPERATION: &'static str = "BatchWriteItem";
+    const MAX_BATCH: usize = MAX_BATCH_WRITE_ITEMS;
+
+    async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
+        let keys: Vec<HashMap<String, AttributeValue>> =
+            alerts.iter().map(Self::ledger_key).collect();
+        let mut found: Vec<(AttributeValue, AttributeValue)> = Vec::new();
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(keys.clone()))
+                .projection_expression("#r, #id")
+                .expression_attribute_names("#r", attr::REACTOR)
+                .expression_attribute_names("#id", attr::READING_ID)
+                .consistent_read(true)
+                .build()
+                .map_err(|e| {
+                    TransientError::new(
+                        Self::LOOKUP_OPERATION,
+                        FailureKind::Service,
+                        "invalid keys",
+                    )
+                    .with_source(e)
+                })?,
+        );
+        for attempt in 0..UNPROCESSED_ATTEMPTS {
+            let Some(request) = pending.take() else { break };
+            if attempt > 0 {
+                backoff(attempt).await;
+            }
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(|e| sdk_failure(Self::LOOKUP_OPERATION, e))?;
+            if let Some(mut responses) = out.responses {
+                found.extend(
+                    responses
+                        .remove(&self.table)
+                        .unwrap_or_default()
+                        .iter()
+                        .map(key_of),
+                );
+            }
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut m| m.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
+        }
+        if pending.is_some() {
+            return Err(TransientError::new(
+                Self::LOOKUP_OPERATION,
+                FailureKind::Unprocessed,
+                format!("keys still unprocessed after {UNPROCESSED_ATTEMPTS} attempts"),
+            ));
+        }
+        Ok(keys.iter().map(|k| found.contains(&key_of(k))).collect())
+    }
+
+    async fn record_sent(&self, alerts: &[(Alert<'_>, String)]) -> ItemResults {
+        let items = alerts
+            .iter()
+            .map(|(a, id)| Self::ledger_item(a, id))
+            .collect();
+        self.write_items(Self::RECORD_OPERATION, items).await
+    }
+}

@@ -1,0 +1,177 @@
+//! In-memory ports for unit tests of the pipeline and for benchmarks, with scripted faults.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::Mutex;
+
+use crate::domain::{RejectReason, SequenceNumber, Severity};
+use crate::ports::{
+    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, FailureKind, ItemResults,
+    Located, ReadingStore, TransientError,
+};
+
+type Key = (String, SequenceNumber);
+
+fn key(origin: &crate::ports::Origin) -> Key {
+    (origin.shard_id.clone(), origin.sequence_number.clone())
+}
+
+/// Scripted faults: which sequence numbers fail on their next attempt(s).
+#[derive(Default)]
+pub struct Faults {
+    /// Each entry fails the next call that carries it, once per occurrence.
+    failing: Mutex<Vec<SequenceNumber>>,
+    /// Whole calls fail while this is non-zero (decremented per call).
+    failing_calls: Mutex<usize>,
+}
+
+impl Faults {
+    pub fn fail_once(&self, seq: &str) {
+        self.failing.lock().unwrap().push(SequenceNumber::new(seq));
+    }
+
+    pub fn fail_next_calls(&self, n: usize) {
+        *self.failing_calls.lock().unwrap() = n;
+    }
+
+    fn call_fails(&self) -> bool {
+        let mut n = self.failing_calls.lock().unwrap();
+        if *n > 0 {
+            *n -= 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn item_fails(&self, seq: &SequenceNumber) -> bool {
+        let mut failing = self.failing.lock().unwrap();
+        match failing.iter().position(|s| s == seq) {
+            Some(at) => {
+                failing.remove(at);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+fn failure(operation: &'static str, kind: FailureKind) -> TransientError {
+    TransientError::new(operation, kind, "injected fault")
+}
+
+/// Readings and the alert ledger in memory.
+#[derive(Default)]
+pub struct MemoryStore {
+    pub readings: Mutex<BTreeMap<Key, (String, f64)>>,
+    pub puts: Mutex<usize>,
+    pub ledger: Mutex<HashSet<Key>>,
+    pub faults: Faults,
+}
+
+impl ReadingStore for MemoryStore {
+    const OPERATION: &'static str = "BatchWriteItem";
+    const MAX_BATCH: usize = 25;
+
+    async fn put_readings(&self, batch: &[Located<'_>]) -> ItemResults {
+        if self.faults.call_fails() {
+            return vec![Err(failure(Self::OPERATION, FailureKind::Throttled)); batch.len()];
+        }
+        batch
+            .iter()
+            .map(|l| {
+                if self.faults.item_fails(&l.origin.sequence_number) {
+                    return Err(failure(Self::OPERATION, FailureKind::Unprocessed));
+                }
+                *self.puts.lock().unwrap() += 1;
+                self.readings
+                    .lock()
+                    .unwrap()
+                    .insert(key(l.origin), (l.reading.reactor.clone(), l.reading.temp_c));
+                Ok(())
+            })
+            .collect()
+    }
+}
+
+impl AlertLedger for MemoryStore {
+    const LOOKUP_OPERATION: &'static str = "BatchGetItem";
+    const RECORD_OPERATION: &'static str = "BatchWriteItem";
+    const MAX_BATCH: usize = 25;
+
+    async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
+        let ledger = self.ledger.lock().unwrap();
+        Ok(alerts
+            .iter()
+            .map(|a| ledger.contains(&key(a.located.origin)))
+            .collect())
+    }
+
+    async fn record_sent(&self, alerts: &[(Alert<'_>, String)]) -> ItemResults {
+        let mut ledger = self.ledger.lock().unwrap();
+        alerts
+            .iter()
+            .map(|(a, _)| {
+                ledger.insert(key(a.located.origin));
+                Ok(())
+            })
+            .collect()
+    }
+}
+
+/// Published alerts in memory, in publish order.
+#[derive(Default)]
+pub struct MemoryAlerts {
+    pub published: Mutex<Vec<(String, Severity, SequenceNumber)>>,
+    pub faults: Faults,
+}
+
+impl AlertPublisher for MemoryAlerts {
+    const OPERATION: &'static str = "PublishBatch";
+    const MAX_BATCH: usize = 10;
+
+    async fn publish(&self, alerts: &[Alert<'_>]) -> Vec<Result<String, TransientError>> {
+        if self.faults.call_fails() {
+            return vec![Err(failure(Self::OPERATION, FailureKind::Throttled)); alerts.len()];
+        }
+        alerts
+            .iter()
+            .map(|a| {
+                let seq = &a.located.origin.sequence_number;
+                if self.faults.item_fails(seq) {
+                    return Err(failure(Self::OPERATION, FailureKind::Unprocessed));
+                }
+                let mut published = self.published.lock().unwrap();
+                published.push((a.located.reading.reactor.clone(), a.severity, seq.clone()));
+                Ok(format!("message-{}", published.len()))
+            })
+            .collect()
+    }
+}
+
+/// Dead letters in memory, keyed like the S3 sink so that replays overwrite.
+#[derive(Default)]
+pub struct MemoryDeadLetters {
+    pub letters: Mutex<BTreeMap<Key, (Vec<u8>, RejectReason)>>,
+    pub faults: Faults,
+    /// Calls waiting to be released, for deadline tests: each call takes the next delay.
+    pub delays: Mutex<VecDeque<std::time::Duration>>,
+}
+
+impl DeadLetterSink for MemoryDeadLetters {
+    const OPERATION: &'static str = "PutObject";
+
+    async fn put(&self, letter: DeadLetter<'_>) -> Result<(), TransientError> {
+        let delay = self.delays.lock().unwrap().pop_front();
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        if self.faults.call_fails() || self.faults.item_fails(&letter.origin.sequence_number) {
+            return Err(failure(Self::OPERATION, FailureKind::Service));
+        }
+        self.letters
+            .lock()
+            .unwrap()
+            .insert(key(letter.origin), (letter.payload.to_vec(), letter.reason));
+        Ok(())
+    }
+}

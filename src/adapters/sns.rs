@@ -1,0 +1,140 @@
+//! SNS: one message per alert, published in batches.
+
+use aws_sdk_sns::Client;
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+
+use super::sdk_failure;
+use crate::ports::{Alert, AlertPublisher, FailureKind, TransientError};
+
+/// PublishBatch takes at most 10 entries.
+pub const MAX_PUBLISH_BATCH_ENTRIES: usize = 10;
+
+/// Message attribute names, for subscription filter policies.
+pub mod attr {
+    pub const SEVERITY: &str = "severity";
+    pub const REACTOR: &str = "reactor";
+}
+
+#[derive(Clone)]
+pub struct SnsAlerts {
+    client: Client,
+    topic_arn: String,
+}
+
+impl SnsAlerts {
+    pub fn new(client: Client, topic_arn: impl Into<String>) -> Self {
+        Self {
+            client,
+            topic_arn: topic_arn.into(),
+        }
+    }
+
+    /// The text on-call reads. Reactor ids cannot hold control characters (they are
+    /// rejected at decode), so the text cannot be forged into extra lines.
+    pub fn message(alert: &Alert<'_>) -> String {
+        let r = alert.located.reading;
+        format!(
+            "{severity}: reactor {reactor} coolant at {temp} °C, at or above the {severity} threshold of {threshold} °C (reading of {date}, shard {shard}, sequence number {seq}).",
+            severity = alert.severity.as_str().to_uppercase(),
+            reactor = r.reactor,
+            temp = r.temp_c,
+            threshold = alert.threshold_c,
+            date = r.date.to_rfc3339(),
+            shard = alert.located.origin.shard_id,
+            seq = alert.located.origin.sequence_number,
+        )
+    }
+
+    fn entry(id: usize, alert: &Alert<'_>) -> Result<PublishBatchRequestEntry, TransientError> {
+        let string = |value: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+        };
+        let invalid = |e| {
+            TransientError::new(OPERATION, FailureKind::Service, "invalid alert entry")
+                .with_source(e)
+        };
+        PublishBatchRequestEntry::builder()
+            .id(id.to_string())
+            .subject(alert.severity.as_str())
+            .message(Self::message(alert))
+            .message_attributes(
+                attr::SEVERITY,
+                string(alert.severity.as_str()).map_err(invalid)?,
+            )
+            .message_attributes(
+                attr::REACTOR,
+                string(&alert.located.reading.reactor).map_err(invalid)?,
+            )
+            .build()
+            .map_err(invalid)
+    }
+}
+
+const OPERATION: &str = "PublishBatch";
+
+impl AlertPublisher for SnsAlerts {
+    const OPERATION: &'static str = OPERATION;
+    const MAX_BATCH: usize = MAX_PUBLISH_BATCH_ENTRIES;
+
+    async fn publish(&self, alerts: &[Alert<'_>]) -> Vec<Result<String, TransientError>> {
+        let entries: Result<Vec<_>, _> = alerts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| Self::entry(i, a))
+            .collect();
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => return vec![Err(e); alerts.len()],
+        };
+        let out = match self
+            .client
+            .publish_batch()
+            .topic_arn(&self.topic_arn)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => return vec![Err(sdk_failure(OPERATION, e)); alerts.len()],
+        };
+
+        let mut results: Vec<Result<String, TransientError>> = vec![
+            Err(TransientError::new(
+                OPERATION,
+                FailureKind::Unprocessed,
+                "entry missing from the response"
+            ));
+            alerts.len()
+        ];
+        for ok in out.successful.unwrap_or_default() {
+            if let Some(slot) = ok
+                .id
+                .as_deref()
+                .and_then(|id| id.parse::<usize>().ok())
+                .and_then(|i| results.get_mut(i))
+            {
+                *slot = Ok(ok.message_id.unwrap_or_default());
+            }
+        }
+        for failed in out.failed.unwrap_or_default() {
+            if let Ok(i) = failed.id.parse::<usize>()
+                && let Some(slot) = results.get_mut(i)
+            {
+                let kind = if failed.sender_fault {
+                    FailureKind::Service
+                } else {
+                    FailureKind::Unprocessed
+                };
+                *slot = Err(TransientError::new(
+                    OPERATION,
+                    kind,
+                    format!("{}: {}", failed.code, failed.message.unwrap_or_default()),
+                ));
+            }
+        }
+        results
+    }
+}

@@ -1,0 +1,44 @@
+//! AWS clients and the pipeline wired to them.
+
+use crate::adapters::dynamodb::DynamoDbStore;
+use crate::adapters::s3::S3DeadLetters;
+use crate::adapters::sns::SnsAlerts;
+use crate::config::Config;
+use crate::pipeline::{Limits, Pipeline};
+
+/// The pipeline as it runs on Lambda and locally: the same code, only the endpoint differs.
+pub type AwsPipeline = Pipeline<DynamoDbStore, DynamoDbStore, SnsAlerts, S3DeadLetters>;
+
+/// Loads the shared SDK configuration. The endpoint comes from `AWS_ENDPOINT_URL` (the
+/// standard variable) unless `endpoint` overrides it.
+pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
+/// S3 clients use path-style addressing when an endpoint is set: an emulator on
+/// 127.0.0.1 has no per-bucket host names.
+pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+pub fn pipeline(sdk: &aws_config::SdkConfig, config: &Config) -> AwsPipeline {
+    let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
+    Pipeline {
+        store: store.clone(),
+        ledger: store,
+        publisher: SnsAlerts::new(aws_sdk_sns::Client::new(sdk), &config.alert_topic_arn),
+        dead_letters: S3DeadLetters::new(s3_client(sdk), &config.dead_letter_bucket),
+        thresholds: config.thresholds,
+        limits: Limits {
+            max_in_flight: config.max_in_flight_requests,
+            deadline_margin: config.deadline_margin,
+        },
+    }
+}

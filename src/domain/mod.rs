@@ -1,0 +1,11 @@
+//! Pure domain: what a reading is, when it is rejected, how hot is too hot.
+
+mod flow;
+mod reading;
+mod sequence;
+mod thresholds;
+
+pub use flow::FlowType;
+pub use reading::{Field, MAX_REACTOR_ID_CHARS, Reading, RejectReason, Rejection};
+pub use sequence::SequenceNumber;
+pub use thresholds::{Severity, Thresholds, ThresholdsError};

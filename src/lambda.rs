@@ -1,0 +1,56 @@
+//! The Lambda entry point's logic: event in, partial batch response out.
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use lambda_runtime::LambdaEvent;
+use tokio::time::Instant;
+
+use crate::kinesis::inbound_records;
+use crate::pipeline::{BatchReport, Pipeline};
+use crate::ports::{AlertLedger, AlertPublisher, DeadLetterSink, ReadingStore, TransientError};
+
+/// The invocation fails as a whole only when no record of the batch could be done,
+/// so that Lambda's bisect-on-error can split it.
+#[derive(Debug, thiserror::Error)]
+#[error("none of the {records} records could be processed; first failure: {first}")]
+pub struct BatchFailed {
+    pub records: usize,
+    #[source]
+    pub first: TransientError,
+}
+
+/// Converts the invocation deadline (wall clock, milliseconds) to a monotonic instant.
+pub fn deadline_instant(deadline_epoch_ms: u64) -> Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+}
+
+pub async fn handle<S, L, P, D>(
+    pipeline: &Pipeline<S, L, P, D>,
+    event: LambdaEvent<KinesisEvent>,
+) -> Result<(KinesisEventResponse, BatchReport), BatchFailed>
+where
+    S: ReadingStore,
+    L: AlertLedger,
+    P: AlertPublisher,
+    D: DeadLetterSink,
+{
+    let deadline = deadline_instant(event.context.deadline);
+    let report = pipeline
+        .process(inbound_records(event.payload), Some(deadline))
+        .await;
+    if report.nothing_done() {
+        let first = report
+            .first_failure()
+            .cloned()
+            .expect("a batch with nothing done has failures");
+        return Err(BatchFailed {
+            records: report.records.len(),
+            first,
+        });
+    }
+    Ok((report.response(), report))
+}

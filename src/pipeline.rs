@@ -1,0 +1,507 @@
+//! Batch processing: every record of a batch ends in exactly one outcome.
+//!
+//! Decoding is pure and happens first; then the writes of readings, the alert path
+//! (ledger lookup → publish → ledger record) and the dead-letter writes run concurrently,
+//! all through one gate that bounds requests in flight and stops starting new ones
+//! before the invocation deadline.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::domain::{FlowType, Reading, RejectReason, SequenceNumber, Severity, Thresholds};
+use crate::ports::{
+    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, FailureKind, Located, Origin,
+    ReadingStore, TransientError,
+};
+
+/// One Kinesis record as the pipeline sees it: payload bytes and where they sit in the stream.
+#[derive(Debug, Clone)]
+pub struct InboundRecord {
+    pub origin: Origin,
+    pub data: Vec<u8>,
+}
+
+/// How one AWS call that carried a record went, for its span and for request counts.
+#[derive(Debug, Clone)]
+pub struct CallTiming {
+    pub operation: &'static str,
+    pub started: Instant,
+    pub finished: Instant,
+    /// The failure of this call for this record, if any.
+    pub error: Option<FailureKind>,
+}
+
+/// What finally happened to a record.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Stored,
+    /// Stored, and the alert is out: published by this invocation, or by an earlier
+    /// delivery of the same record (`published_now == false`).
+    StoredAndAlerted {
+        severity: Severity,
+        published_now: bool,
+    },
+    DeadLettered(RejectReason),
+    /// Not done; reported in `batchItemFailures` so that Kinesis delivers it again.
+    Failed(TransientError),
+}
+
+/// The fate of one record, with everything its telemetry needs.
+#[derive(Debug, Clone)]
+pub struct RecordReport {
+    pub origin: Origin,
+    pub flow: FlowType,
+    pub reading: Option<Reading>,
+    pub severity: Option<Severity>,
+    pub reject_reason: Option<RejectReason>,
+    pub payload_len: usize,
+    pub decoded_in: Duration,
+    pub calls: Vec<CallTiming>,
+    pub outcome: Outcome,
+}
+
+impl RecordReport {
+    pub fn is_failure(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed(_))
+    }
+}
+
+/// The fate of a whole batch, in the order the records came.
+#[derive(Debug, Clone, Default)]
+pub struct BatchReport {
+    pub records: Vec<RecordReport>,
+    /// AWS requests made, by operation (a call carries up to a batch of records).
+    pub requests: Vec<(&'static str, usize)>,
+}
+
+impl BatchReport {
+    /// Sequence numbers to report in `batchItemFailures`, lowest first. Lambda checkpoints
+    /// at the lowest and delivers everything after it again.
+    pub fn failed_sequence_numbers(&self) -> Vec<&SequenceNumber> {
+        let mut failed: Vec<&SequenceNumber> = self
+            .records
+            .iter()
+            .filter(|r| r.is_failure())
+            .map(|r| &r.origin.sequence_number)
+            .collect();
+        failed.sort();
+        failed
+    }
+
+    /// True when the batch had records and none of them could be done: the invocation
+    /// should fail as a whole so that bisect-on-error can isolate the cause.
+    pub fn nothing_done(&self) -> bool {
+        !self.records.is_empty() && self.records.iter().all(RecordReport::is_failure)
+    }
+
+    pub fn first_failure(&self) -> Option<&TransientError> {
+        self.records.iter().find_map(|r| match &r.outcome {
+            Outcome::Failed(e) => Some(e),
+            _ => None,
+        })
+    }
+}
+
+/// Limits of one invocation's I/O.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
+    /// Reserve before the deadline: no request starts later than `deadline - margin`,
+    /// and a request still running at `deadline - margin / 2` is abandoned.
+    pub deadline_margin: Duration,
+}
+
+/// The record processor, generic over its ports.
+pub struct Pipeline<S, L, P, D> {
+    pub store: S,
+    pub ledger: L,
+    pub publisher: P,
+    pub dead_letters: D,
+    pub thresholds: Thresholds,
+    pub limits: Limits,
+}
+
+struct Gate {
+    permits: Semaphore,
+    stop_starting_at: Option<Instant>,
+    give_up_at: Option<Instant>,
+}
+
+impl Gate {
+    /// Runs one request under the in-flight bound and the deadline.
+    async fn call<R>(
+        &self,
+        operation: &'static str,
+        request: impl Future<Output = R>,
+    ) -> (CallTiming, Result<R, TransientError>) {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .expect("the gate is never closed");
+        let started = Instant::now();
+        let timing = |error| CallTiming {
+            operation,
+            started,
+            finished: Instant::now(),
+            error,
+        };
+        if self.stop_starting_at.is_some_and(|at| started >= at) {
+            let err = TransientError::new(
+                operation,
+                FailureKind::NotStarted,
+                "not started: the invocation deadline is too close",
+            );
+            return (timing(Some(FailureKind::NotStarted)), Err(err));
+        }
+        let result = match self.give_up_at {
+            Some(at) => tokio::time::timeout_at(at, request).await.map_err(|_| {
+                TransientError::new(
+                    operation,
+                    FailureKind::Timeout,
+                    "abandoned: still running at the invocation deadline",
+                )
+            }),
+            None => Ok(request.await),
+        };
+        let kind = result.as_ref().err().map(|e| e.kind);
+        (timing(kind), result)
+    }
+}
+
+struct Slot {
+    record: InboundRecord,
+    parsed: Result<Reading, RejectReason>,
+    severity: Option<Severity>,
+    decoded_in: Duration,
+}
+
+impl Slot {
+    fn located(&self) -> Option<Located<'_>> {
+        self.parsed.as_ref().ok().map(|reading| Located {
+            reading,
+            origin: &self.record.origin,
+        })
+    }
+}
+
+/// Results of the concurrent phase, applied to records afterwards.
+#[derive(Default)]
+struct Progress {
+    calls: Vec<Vec<CallTiming>>,
+    stored: Vec<Option<Result<(), TransientError>>>,
+    alerted: Vec<Option<Result<bool, TransientError>>>,
+    dead_lettered: Vec<Option<Result<(), TransientError>>>,
+}
+
+impl<S, L, P, D> Pipeline<S, L, P, D>
+where
+    S: ReadingStore,
+    L: AlertLedger,
+    P: AlertPublisher,
+    D: DeadLetterSink,
+{
+    /// Processes a batch. `deadline` is when the invocation will be stopped, if known.
+    pub async fn process(
+        &self,
+        records: Vec<InboundRecord>,
+        deadline: Option<Instant>,
+    ) -> BatchReport {
+        let slots: Vec<Slot> = records
+            .into_iter()
+            .map(|record| self.decode(record))
+            .collect();
+        let gate = Gate {
+            permits: Semaphore::new(self.limits.max_in_flight.max(1)),
+            stop_starting_at: deadline.map(|d| d - self.limits.deadline_margin),
+            give_up_at: deadline.map(|d| d - self.limits.deadline_margin / 2),
+        };
+
+        let readings: Vec<usize> = (0..slots.len())
+            .filter(|&i| slots[i].parsed.is_ok())
+            .collect();
+        let alerting: Vec<usize> = readings
+            .iter()
+            .copied()
+            .filter(|&i| slots[i].severity.is_some())
+            .collect();
+        let rejected: Vec<usize> = (0..slots.len())
+            .filter(|&i| slots[i].parsed.is_err())
+            .collect();
+
+        let (stores, alerts, dead) = tokio::join!(
+            join_all(
+                readings
+                    .chunks(S::MAX_BATCH)
+                    .map(|chunk| self.store_chunk(&gate, &slots, chunk))
+            ),
+            join_all(
+                alerting
+                    .chunks(P::MAX_BATCH.min(L::MAX_BATCH))
+                    .map(|chunk| self.alert_chunk(&gate, &slots, chunk))
+            ),
+            join_all(rejected.iter().map(|&i| self.dead_letter(&gate, &slots, i))),
+        );
+
+        let mut progress = Progress {
+            calls: vec![Vec::new(); slots.len()],
+            stored: vec![None; slots.len()],
+            alerted: vec![None; slots.len()],
+            dead_lettered: vec![None; slots.len()],
+        };
+        let mut requests: Vec<(&'static str, usize)> = Vec::new();
+        let mut count = |op: &'static str| match requests.iter_mut().find(|(o, _)| *o == op) {
+            Some((_, n)) => *n += 1,
+            None => requests.push((op, 1)),
+        };
+        for (chunk, timing, results) in stores {
+            count(timing.operation);
+            for (&i, result) in chunk.iter().zip(results) {
+                progress.calls[i].push(with_error(&timing, &result));
+                progress.stored[i] = Some(result);
+            }
+        }
+        for chunk in alerts {
+            for op in chunk.requests {
+                count(op);
+            }
+            for (i, calls, result) in chunk.records {
+                progress.calls[i].extend(calls);
+                progress.alerted[i] = Some(result);
+            }
+        }
+        for (i, timing, result) in dead {
+            count(timing.operation);
+            progress.calls[i].push(timing);
+            progress.dead_lettered[i] = Some(result);
+        }
+
+        BatchReport {
+            records: slots
+                .into_iter()
+                .enumerate()
+                .map(|(i, slot)| finish(slot, &mut progress, i))
+                .collect(),
+            requests,
+        }
+    }
+
+    fn decode(&self, record: InboundRecord) -> Slot {
+        let started = std::time::Instant::now();
+        let parsed = Reading::parse(&record.data).map_err(|r| r.reason);
+        let severity = parsed
+            .as_ref()
+            .ok()
+            .and_then(|r| self.thresholds.classify(r.temp_c));
+        Slot {
+            record,
+            parsed,
+            severity,
+            decoded_in: started.elapsed(),
+        }
+    }
+
+    fn alert_of<'a>(&self, slot: &'a Slot) -> Alert<'a> {
+        let severity = slot.severity.expect("only alerting readings are passed");
+        Alert {
+            located: slot.located().expect("only readings are passed"),
+            severity,
+            threshold_c: self.thresholds.threshold_of(severity),
+        }
+    }
+
+    async fn store_chunk<'c>(
+        &self,
+        gate: &Gate,
+        slots: &[Slot],
+        chunk: &'c [usize],
+    ) -> (&'c [usize], CallTiming, Vec<Result<(), TransientError>>) {
+        let batch: Vec<Located<'_>> = chunk.iter().filter_map(|&i| slots[i].located()).collect();
+        let (timing, result) = gate
+            .call(S::OPERATION, self.store.put_readings(&batch))
+            .await;
+        let results = match result {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); chunk.len()],
+        };
+        (chunk, timing, results)
+    }
+
+    async fn alert_chunk(&self, gate: &Gate, slots: &[Slot], chunk: &[usize]) -> AlertChunk {
+        let alerts: Vec<Alert<'_>> = chunk.iter().map(|&i| self.alert_of(&slots[i])).collect();
+        let mut out = AlertChunk {
+            records: Vec::with_capacity(chunk.len()),
+            requests: vec![L::LOOKUP_OPERATION],
+        };
+
+        let (lookup, sent) = gate
+            .call(L::LOOKUP_OPERATION, self.ledger.already_sent(&alerts))
+            .await;
+        let sent = match sent.and_then(|r| r) {
+            Ok(sent) => sent,
+            Err(e) => {
+                let failed = CallTiming {
+                    error: Some(e.kind),
+                    ..lookup.clone()
+                };
+                out.records.extend(
+                    chunk
+                        .iter()
+                        .map(|&i| (i, vec![failed.clone()], Err(e.clone()))),
+                );
+                return out;
+            }
+        };
+
+        let mut to_publish = Vec::new();
+        for (pos, &i) in chunk.iter().enumerate() {
+            if sent[pos] {
+                out.records.push((i, vec![lookup.clone()], Ok(false)));
+            } else {
+                to_publish.push(pos);
+            }
+        }
+        if to_publish.is_empty() {
+            return out;
+        }
+
+        let batch: Vec<Alert<'_>> = to_publish.iter().map(|&pos| alerts[pos]).collect();
+        out.requests.push(P::OPERATION);
+        let (publish, published) = gate
+            .call(P::OPERATION, self.publisher.publish(&batch))
+            .await;
+        let published = match published {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); batch.len()],
+        };
+
+        let mut ledger_entries = Vec::new();
+        let mut ledger_positions = Vec::new();
+        for (&pos, result) in to_publish.iter().zip(published) {
+            let calls = vec![lookup.clone(), with_error(&publish, &result)];
+            match result {
+                Ok(message_id) => {
+                    ledger_entries.push((alerts[pos], message_id));
+                    ledger_positions.push(out.records.len());
+                    out.records.push((chunk[pos], calls, Ok(true)));
+                }
+                Err(e) => out.records.push((chunk[pos], calls, Err(e))),
+            }
+        }
+        if ledger_entries.is_empty() {
+            return out;
+        }
+
+        out.requests.push(L::RECORD_OPERATION);
+        let (record, recorded) = gate
+            .call(
+                L::RECORD_OPERATION,
+                self.ledger.record_sent(&ledger_entries),
+            )
+            .await;
+        let recorded = match recorded {
+            Ok(results) => results,
+            Err(e) => vec![Err(e); ledger_entries.len()],
+        };
+        for (&at, result) in ledger_positions.iter().zip(recorded) {
+            // The alert is out; failing the record now would publish it again on retry.
+            // A replay inside this window may duplicate the alert, never drop it.
+            if let Err(e) = &result {
+                let seq = &slots[out.records[at].0].record.origin.sequence_number;
+                tracing::warn!(sequence_number = %seq, error = %e, "alert published but not recorded in the ledger");
+            }
+            out.records[at].1.push(with_error(&record, &result));
+        }
+        out
+    }
+
+    async fn dead_letter(
+        &self,
+        gate: &Gate,
+        slots: &[Slot],
+        i: usize,
+    ) -> (usize, CallTiming, Result<(), TransientError>) {
+        let slot = &slots[i];
+        let letter = DeadLetter {
+            payload: &slot.record.data,
+            origin: &slot.record.origin,
+            reason: *slot
+                .parsed
+                .as_ref()
+                .expect_err("only rejections are passed"),
+        };
+        let (timing, result) = gate.call(D::OPERATION, self.dead_letters.put(letter)).await;
+        (i, timing, result.and_then(|r| r))
+    }
+}
+
+struct AlertChunk {
+    records: Vec<(usize, Vec<CallTiming>, Result<bool, TransientError>)>,
+    requests: Vec<&'static str>,
+}
+
+fn with_error<T>(timing: &CallTiming, result: &Result<T, TransientError>) -> CallTiming {
+    CallTiming {
+        error: result.as_ref().err().map(|e| e.kind),
+        ..timing.clone()
+    }
+}
+
+fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
+    let calls = std::mem::take(&mut progress.calls[i]);
+    let payload_len = slot.record.data.len();
+    let (flow, reading, reject_reason, outcome) = match slot.parsed {
+        Err(reason) => {
+            let outcome = match progress.dead_lettered[i].take() {
+                Some(Ok(())) => Outcome::DeadLettered(reason),
+                Some(Err(e)) => Outcome::Failed(e),
+                None => Outcome::Failed(unreached("dead letter")),
+            };
+            (FlowType::ParseError, None, Some(reason), outcome)
+        }
+        Ok(reading) => {
+            let stored = progress.stored[i]
+                .take()
+                .unwrap_or_else(|| Err(unreached("store")));
+            let outcome = match (stored, slot.severity) {
+                (Err(e), _) => Outcome::Failed(e),
+                (Ok(()), None) => Outcome::Stored,
+                (Ok(()), Some(severity)) => match progress.alerted[i].take() {
+                    Some(Ok(published_now)) => Outcome::StoredAndAlerted {
+                        severity,
+                        published_now,
+                    },
+                    Some(Err(e)) => Outcome::Failed(e),
+                    None => Outcome::Failed(unreached("alert")),
+                },
+            };
+            let flow = if slot.severity.is_some() {
+                FlowType::StoreAndAlert
+            } else {
+                FlowType::StoreOnly
+            };
+            (flow, Some(reading), None, outcome)
+        }
+    };
+    RecordReport {
+        origin: slot.record.origin,
+        flow,
+        reading,
+        severity: slot.severity,
+        reject_reason,
+        payload_len,
+        decoded_in: slot.decoded_in,
+        calls,
+        outcome,
+    }
+}
+
+/// A record no call carried: a bug, reported as a failure so the record is retried, not lost.
+fn unreached(step: &'static str) -> TransientError {
+    TransientError::new(step, FailureKind::Service, "no call carried this record")
+}

@@ -1,0 +1,134 @@
+//! The capabilities the pipeline needs from the outside world, one small trait each.
+//! Adapters implement them for AWS (`adapters::aws`) and in memory (`adapters::memory`).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{Reading, RejectReason, SequenceNumber, Severity};
+
+/// Where a record sits in the stream: what identifies it across replays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub shard_id: String,
+    pub sequence_number: SequenceNumber,
+    pub partition_key: String,
+    pub arrival: DateTime<Utc>,
+}
+
+/// A valid reading with its place in the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Located<'a> {
+    pub reading: &'a Reading,
+    pub origin: &'a Origin,
+}
+
+/// An alert to publish for a reading at or above a threshold.
+#[derive(Debug, Clone, Copy)]
+pub struct Alert<'a> {
+    pub located: Located<'a>,
+    pub severity: Severity,
+    pub threshold_c: f64,
+}
+
+/// A rejected payload, kept byte for byte.
+#[derive(Debug, Clone, Copy)]
+pub struct DeadLetter<'a> {
+    pub payload: &'a [u8],
+    pub origin: &'a Origin,
+    pub reason: RejectReason,
+}
+
+/// Why a call did not complete. Every kind is transient: the record is reported in
+/// `batchItemFailures` and the event source mapping retries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// The service asked us to slow down (throttling, provisioned throughput exceeded).
+    Throttled,
+    /// The service accepted the request but not this item (UnprocessedItems, a failed batch entry).
+    Unprocessed,
+    /// A server or network error.
+    Service,
+    /// The call did not finish before the invocation deadline.
+    Timeout,
+    /// The call was not started: the invocation deadline was too close.
+    NotStarted,
+}
+
+/// A failure the event source mapping should retry. Keeps its cause for the logs.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation} failed ({kind:?}): {message}")]
+pub struct TransientError {
+    pub operation: &'static str,
+    pub kind: FailureKind,
+    pub message: String,
+    #[source]
+    pub source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl TransientError {
+    pub fn new(operation: &'static str, kind: FailureKind, message: impl Into<String>) -> Self {
+        Self {
+            operation,
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+}
+
+/// One result per item, in the order the items were given.
+pub type ItemResults = Vec<Result<(), TransientError>>;
+
+/// Durable storage of readings, idempotent on the reading's origin.
+pub trait ReadingStore: Send + Sync {
+    /// The AWS operation that carries a write, for spans and request counts.
+    const OPERATION: &'static str;
+    /// Most readings one call takes.
+    const MAX_BATCH: usize;
+    fn put_readings(&self, batch: &[Located<'_>]) -> impl Future<Output = ItemResults> + Send;
+}
+
+/// Remembers which alerts were published, so that a replayed record does not alert twice.
+pub trait AlertLedger: Send + Sync {
+    const LOOKUP_OPERATION: &'static str;
+    const RECORD_OPERATION: &'static str;
+    /// Most alerts one call takes.
+    const MAX_BATCH: usize;
+    /// For each alert, whether it was already published.
+    fn already_sent(
+        &self,
+        alerts: &[Alert<'_>],
+    ) -> impl Future<Output = Result<Vec<bool>, TransientError>> + Send;
+    /// Records that these alerts were published (with the publisher's message ids).
+    fn record_sent(
+        &self,
+        alerts: &[(Alert<'_>, String)],
+    ) -> impl Future<Output = ItemResults> + Send;
+}
+
+/// Delivers alerts to on-call.
+pub trait AlertPublisher: Send + Sync {
+    const OPERATION: &'static str;
+    const MAX_BATCH: usize;
+    /// One result per alert: the message id when published.
+    fn publish(
+        &self,
+        alerts: &[Alert<'_>],
+    ) -> impl Future<Output = Vec<Result<String, TransientError>>> + Send;
+}
+
+/// Keeps payloads that cannot be read, with why, for people to look at.
+pub trait DeadLetterSink: Send + Sync {
+    const OPERATION: &'static str;
+    fn put(
+        &self,
+        letter: DeadLetter<'_>,
+    ) -> impl Future<Output = Result<(), TransientError>> + Send;
+}
