@@ -42,3 +42,29 @@ pub fn pipeline(sdk: &aws_config::SdkConfig, config: &Config) -> AwsPipeline {
         },
     }
 }
+
+/// Region used against the local emulator when none is configured.
+pub const LOCAL_REGION: &str = "us-east-1";
+
+/// SDK configuration for the local emulator: its endpoint, the configured region (or
+/// us-east-1), and dummy credentials, so that no real credential is ever sent to it.
+pub async fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    // Only the environment is asked for a region: the default chain would also ask the
+    // instance metadata service, which is not on this machine.
+    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| LOCAL_REGION.to_string());
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local-emulator",
+            "local-emulator",
+            None,
+            None,
+            "reactor-monitor-local",
+        ))
+        .load()
+        .await
+}

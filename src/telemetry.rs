@@ -48,3 +48,13 @@ pub fn log_batch(report: &BatchReport) {
         "batch processed"
     );
 }
+
+/// Logs of the command line tools: warnings and errors on stderr, in text.
+pub fn init_cli_logs() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -13,6 +13,9 @@ pub const MAX_PUBLISH_BATCH_ENTRIES: usize = 10;
 pub mod attr {
     pub const SEVERITY: &str = "severity";
     pub const REACTOR: &str = "reactor";
+    /// Where the reading sits in the stream: lets on-call tooling de-duplicate.
+    pub const SHARD_ID: &str = "shard_id";
+    pub const SEQUENCE_NUMBER: &str = "sequence_number";
 }
 
 #[derive(Clone)]
@@ -67,6 +70,14 @@ impl SnsAlerts {
             .message_attributes(
                 attr::REACTOR,
                 string(&alert.located.reading.reactor).map_err(invalid)?,
+            )
+            .message_attributes(
+                attr::SHARD_ID,
+                string(&alert.located.origin.shard_id).map_err(invalid)?,
+            )
+            .message_attributes(
+                attr::SEQUENCE_NUMBER,
+                string(alert.located.origin.sequence_number.as_str()).map_err(invalid)?,
             )
             .build()
             .map_err(invalid)

@@ -34,8 +34,14 @@ impl Reading {
     pub fn parse(payload: &[u8]) -> Result<Reading, Rejection> {
         let text =
             std::str::from_utf8(payload).map_err(|_| Rejection::new(RejectReason::NotUtf8))?;
-        let wire: Wire<'_> =
-            serde_json::from_str(text).map_err(|e| classify_json_error(text, &e))?;
+        if !text.trim_start().starts_with('{') {
+            let reason = match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+                Ok(_) => RejectReason::NotAnObject,
+                Err(_) => RejectReason::NotJson,
+            };
+            return Err(Rejection::new(reason));
+        }
+        let wire: Wire<'_> = serde_json::from_str(text).map_err(|e| classify_json_error(&e))?;
 
         let temp_c = number(wire.temp, Field::Temp)?;
         if !temp_c.is_finite() {
@@ -88,11 +94,12 @@ struct Wire<'a> {
     traceparent: Option<&'a RawValue>,
 }
 
-fn classify_json_error(text: &str, error: &serde_json::Error) -> Rejection {
+/// Classifies an error of parsing text that starts like an object.
+fn classify_json_error(error: &serde_json::Error) -> Rejection {
     use serde_json::error::Category;
     let reason = match error.classify() {
-        Category::Data if text.trim_start().starts_with('{') => RejectReason::DuplicateField,
-        Category::Data => RejectReason::NotAnObject,
+        // Every field is kept raw, so the only data error left is a repeated field.
+        Category::Data => RejectReason::DuplicateField,
         Category::Syntax | Category::Eof | Category::Io => RejectReason::NotJson,
     };
     Rejection::new(reason)
@@ -316,7 +323,9 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_rejected_without_overflowing_the_stack() {
-        let deep = format!("{{\"x\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        assert_eq!(reason(deep.as_bytes()), "not_json");
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(reason(deep.as_bytes()), "not_an_object");
+        let deep_unknown = format!("{{\"x\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(reason(deep_unknown.as_bytes()), "missing_temp");
     }
 }

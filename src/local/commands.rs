@@ -1,0 +1,120 @@
+//! The CLI's commands other than `local`, and the human rendering of a local run.
+
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+
+use anyhow::Context;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use lambda_runtime::LambdaEvent;
+
+use crate::aws;
+use crate::config::{Config, env};
+use crate::local::emulator::Emulator;
+use crate::local::generate::{self, Mix};
+use crate::local::resources::{self, ResourceNames};
+use crate::local::run::LocalReport;
+
+/// Runs `work` against the given endpoint, `AWS_ENDPOINT_URL`, or a fresh emulator.
+async fn with_endpoint<T>(
+    endpoint: Option<String>,
+    work: impl AsyncFnOnce(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if let Some(endpoint) = endpoint.or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()) {
+        return work(&endpoint).await;
+    }
+    let emulator = Emulator::start().await?;
+    let result = work(emulator.endpoint()).await;
+    emulator.stop().await;
+    result
+}
+
+pub async fn generate(
+    endpoint: Option<String>,
+    stream: &str,
+    count: usize,
+    rate: Option<f64>,
+    mix: &Mix,
+) -> anyhow::Result<()> {
+    with_endpoint(endpoint, async |endpoint| {
+        let sdk = aws::local_sdk_config(endpoint).await;
+        let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+        let records = generate::generate(mix, count);
+        let bar = indicatif::ProgressBar::new(count as u64);
+        let placements =
+            generate::put_records(&kinesis, stream, &records, rate, &bar, &AtomicUsize::new(0))
+                .await?;
+        bar.finish();
+        eprintln!(
+            "put {} readings into {stream} at {endpoint}",
+            placements.len()
+        );
+        Ok(())
+    })
+    .await
+}
+
+/// Runs the handler once on an event file. The configuration comes from the environment
+/// when `TABLE_NAME` is set, else from the local resources (created if missing).
+pub async fn invoke(endpoint: Option<String>, event: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(event).with_context(|| format!("reading {}", event.display()))?;
+    let payload: KinesisEvent = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a Kinesis event as Lambda sends it",
+            event.display()
+        )
+    })?;
+    with_endpoint(endpoint, async |endpoint| {
+        let sdk = aws::local_sdk_config(endpoint).await;
+        let config = if std::env::var(env::TABLE_NAME).is_ok() {
+            Config::from_env()?
+        } else {
+            resources::create(&sdk, &ResourceNames::default(), 1)
+                .await?
+                .config()
+        };
+        let pipeline = aws::pipeline(&sdk, &config);
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = "local-invoke".into();
+        context.deadline =
+            (chrono::Utc::now() + chrono::Duration::seconds(60)).timestamp_millis() as u64;
+        let (response, report) =
+            crate::lambda::handle(&pipeline, LambdaEvent::new(payload, context)).await?;
+        crate::telemetry::log_batch(&report);
+        Ok(serde_json::to_string(&response)?)
+    })
+    .await
+}
+
+pub fn human_report(report: &LocalReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("endpoint        {}\n", report.endpoint));
+    out.push_str(&format!(
+        "produced        {}  (stored {}, alerted {} warning + {} emergency, dead-lettered {}, retried {}, exhausted {})\n",
+        report.produced, report.stored, report.alerted.warning, report.alerted.emergency, report.dead_lettered, report.retried, report.exhausted
+    ));
+    out.push_str(&format!(
+        "read back       {} items, {} alerts delivered to on-call, {} dead letters\n",
+        report.verified.items, report.verified.alerts_delivered, report.verified.dead_letters
+    ));
+    out.push_str(&format!(
+        "throughput      {:.0} readings/s over {:.2} s, {} invocations (p50 {:.1} ms, p99 {:.1} ms), {:.1} AWS requests per 1,000 readings\n\n",
+        report.readings_per_second, report.process_seconds, report.invocations, report.invocation_p50_ms, report.invocation_p99_ms, report.aws_requests_per_1000_readings
+    ));
+    out.push_str(&format!(
+        "{:<12} {:>8} {:>7} {:>9} {:>9} {:>9}\n",
+        "flow_type", "count", "errors", "avg ms", "p50 ms", "p99 ms"
+    ));
+    for row in &report.flows {
+        out.push_str(&format!(
+            "{:<12} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2}\n",
+            row.flow_type.as_str(),
+            row.count,
+            row.errors,
+            row.avg_ms,
+            row.p50_ms,
+            row.p99_ms
+        ));
+    }
+    out.push_str(&format!("\n{}\n", report.verdict));
+    out
+}

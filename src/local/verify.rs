@@ -1,0 +1,199 @@
+//! Reads the emulator back: which produced records are in the table, in the dead-letter
+//! sink, and which alerts reached the on-call queue.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::adapters::dynamodb::{KIND_READING, attr};
+use crate::adapters::s3::KEY_PREFIX;
+use crate::adapters::sns::attr as sns_attr;
+use crate::aws::s3_client;
+use crate::local::generate::Placement;
+use crate::local::resources::Resources;
+
+/// What the emulator holds for the records of a run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Verified {
+    /// Readings in the table whose origin is one of the run's records.
+    pub items: usize,
+    /// Alerts delivered to the queue subscribed to the alert topic.
+    pub alerts_delivered: usize,
+    pub alerts_by_severity: HashMap<String, usize>,
+    pub duplicate_alerts: usize,
+    /// Rejected payloads in the dead-letter bucket.
+    pub dead_letters: usize,
+    /// Batches the event source mapping gave up on, in the on-failure destination.
+    pub exhausted_batches: usize,
+}
+
+#[derive(Deserialize)]
+struct Notification {
+    #[serde(rename = "Subject")]
+    subject: Option<String>,
+    #[serde(rename = "MessageAttributes", default)]
+    attributes: HashMap<String, NotificationAttribute>,
+}
+
+#[derive(Deserialize)]
+struct NotificationAttribute {
+    #[serde(rename = "Value")]
+    value: String,
+}
+
+pub async fn verify(
+    sdk: &aws_config::SdkConfig,
+    resources: &Resources,
+    produced: &[Placement],
+) -> anyhow::Result<Verified> {
+    let produced: HashSet<(&str, &str)> = produced
+        .iter()
+        .map(|p| (p.shard_id.as_str(), p.sequence_number.as_str()))
+        .collect();
+    let mut verified = Verified {
+        items: readings_in_table(sdk, resources, &produced).await?,
+        dead_letters: dead_letters(sdk, resources, &produced).await?,
+        ..Verified::default()
+    };
+
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut seen = HashSet::new();
+    for body in drain(&sqs, &resources.on_call_queue_url).await? {
+        let Ok(n) = serde_json::from_str::<Notification>(&body) else {
+            continue;
+        };
+        let shard = n
+            .attributes
+            .get(sns_attr::SHARD_ID)
+            .map(|a| a.value.as_str())
+            .unwrap_or_default();
+        let seq = n
+            .attributes
+            .get(sns_attr::SEQUENCE_NUMBER)
+            .map(|a| a.value.as_str())
+            .unwrap_or_default();
+        if !produced.contains(&(shard, seq)) {
+            continue;
+        }
+        if !seen.insert((shard.to_string(), seq.to_string())) {
+            verified.duplicate_alerts += 1;
+            continue;
+        }
+        verified.alerts_delivered += 1;
+        *verified
+            .alerts_by_severity
+            .entry(n.subject.unwrap_or_default())
+            .or_default() += 1;
+    }
+    verified.exhausted_batches = drain(&sqs, &resources.on_failure_queue_url).await?.len();
+    Ok(verified)
+}
+
+async fn readings_in_table(
+    sdk: &aws_config::SdkConfig,
+    resources: &Resources,
+    produced: &HashSet<(&str, &str)>,
+) -> anyhow::Result<usize> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let mut found = HashSet::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(&resources.names.table)
+            .filter_expression("#kind = :reading")
+            .projection_expression("#shard, #seq")
+            .expression_attribute_names("#kind", attr::KIND)
+            .expression_attribute_names("#shard", attr::SHARD_ID)
+            .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
+            .expression_attribute_values(":reading", AttributeValue::S(KIND_READING.into()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .context("scanning the table")?;
+        for item in page.items() {
+            let text = |name| {
+                item.get(name)
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                    .unwrap_or_default()
+            };
+            let key = (text(attr::SHARD_ID), text(attr::SEQUENCE_NUMBER));
+            if produced.contains(&key) {
+                found.insert((key.0.to_string(), key.1.to_string()));
+            }
+        }
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(found.len()),
+        }
+    }
+}
+
+async fn dead_letters(
+    sdk: &aws_config::SdkConfig,
+    resources: &Resources,
+    produced: &HashSet<(&str, &str)>,
+) -> anyhow::Result<usize> {
+    let s3 = s3_client(sdk);
+    let mut count = 0;
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(&resources.names.dead_letter_bucket)
+            .prefix(KEY_PREFIX)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .context("listing dead letters")?;
+        for object in page.contents() {
+            let key = object
+                .key()
+                .unwrap_or_default()
+                .trim_start_matches(KEY_PREFIX);
+            if let Some((shard, seq)) = key.split_once('/')
+                && produced.contains(&(shard, seq))
+            {
+                count += 1;
+            }
+        }
+        match page.next_continuation_token {
+            Some(next) if page.is_truncated == Some(true) => token = Some(next),
+            _ => return Ok(count),
+        }
+    }
+}
+
+/// Receives and deletes every message of a queue.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<Vec<String>> {
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .context("receiving from a queue")?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(bodies);
+        }
+        let mut delete = sqs.delete_message_batch().queue_url(queue_url);
+        for (i, m) in messages.iter().enumerate() {
+            delete = delete.entries(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()?,
+            );
+        }
+        delete.send().await.context("deleting received messages")?;
+        bodies.extend(messages.into_iter().filter_map(|m| m.body));
+    }
+}
