@@ -19,13 +19,27 @@ pub struct BatchFailed {
     pub first: TransientError,
 }
 
-/// Converts the invocation deadline (wall clock, milliseconds) to a monotonic instant.
-pub fn deadline_instant(deadline_epoch_ms: u64) -> Instant {
+/// Deadlines before this instant (2001-09-09, in ms) are not wall-clock instants: some
+/// Runtime API emulators (cargo-lambda's) send the function timeout as a duration.
+const PLAUSIBLE_DEADLINE_EPOCH_MS: u64 = 1_000_000_000_000;
+
+/// Converts the invocation deadline (wall clock, milliseconds) to a monotonic instant,
+/// `None` when the value cannot be a wall-clock instant.
+pub fn deadline_instant(deadline_epoch_ms: u64) -> Option<Instant> {
+    if deadline_epoch_ms < PLAUSIBLE_DEADLINE_EPOCH_MS {
+        tracing::warn!(
+            deadline_ms = deadline_epoch_ms,
+            "the invocation deadline is not an instant; running without one"
+        );
+        return None;
+    }
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms))
+    Some(
+        Instant::now() + std::time::Duration::from_millis(deadline_epoch_ms.saturating_sub(now_ms)),
+    )
 }
 
 pub async fn handle<S, L, P, D>(
@@ -40,7 +54,7 @@ where
 {
     let deadline = deadline_instant(event.context.deadline);
     let report = pipeline
-        .process(inbound_records(event.payload), Some(deadline))
+        .process(inbound_records(event.payload), deadline)
         .await;
     if report.nothing_done() {
         let first = report
