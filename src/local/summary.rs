@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::domain::{FlowType, Severity};
-use crate::pipeline::{BatchReport, Outcome, RecordReport};
+use crate::pipeline::{BatchReport, Outcome};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fate {
@@ -58,7 +58,9 @@ impl RunSummary {
             self.durations
                 .entry(record.flow)
                 .or_default()
-                .push(duration(record));
+                .push(Duration::from_secs_f64(
+                    crate::telemetry::emf::record_duration_ms(record) / 1e3,
+                ));
             let key = (
                 record.origin.shard_id.clone(),
                 record.origin.sequence_number.to_string(),
@@ -119,17 +121,6 @@ impl RunSummary {
         }
         out
     }
-}
-
-/// A record's time: its decode plus the span of the calls that carried it.
-fn duration(record: &RecordReport) -> Duration {
-    let first = record.calls.iter().map(|c| c.started).min();
-    let last = record.calls.iter().map(|c| c.finished).max();
-    let io = match (first, last) {
-        (Some(a), Some(b)) => b.saturating_duration_since(a),
-        _ => Duration::ZERO,
-    };
-    record.decoded_in + io
 }
 
 /// Nearest-rank percentile of sorted values.

@@ -1,0 +1,8 @@
+//! Telemetry: the names every dashboard, alarm and test relies on, JSON logs, CloudWatch
+//! embedded-metric-format lines, and OpenTelemetry traces per record.
+
+pub mod emf;
+mod logs;
+pub mod names;
+
+pub use logs::{init_cli_logs, init_logs, log_batch};

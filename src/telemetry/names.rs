@@ -1,0 +1,67 @@
+//! The one place that names flows, spans, attributes and metrics. `dashboards/`, `alarms/`,
+//! `otel-collector/` and the tests use these same strings.
+
+/// `service.name` of every span, and the function's name in the template.
+pub const SERVICE_NAME: &str = "reactor-monitor";
+
+/// Metrics (CloudWatch embedded metric format).
+pub mod metrics {
+    /// The one namespace of every custom metric.
+    pub const NAMESPACE: &str = "ReactorMonitor";
+
+    /// Dimension names.
+    pub const DIM_FLOW_TYPE: &str = "FlowType";
+    pub const DIM_SEVERITY: &str = "Severity";
+    pub const DIM_REACTOR: &str = "Reactor";
+
+    /// Per flow type (dimension set [FlowType]): one count per record, errors, and one
+    /// duration value per record (CloudWatch computes avg, p50 and p99 from them).
+    pub const RECORDS: &str = "Records";
+    pub const RECORD_ERRORS: &str = "RecordErrors";
+    pub const RECORD_DURATION: &str = "RecordDuration";
+    /// Per severity (dimension set [Severity]): alerts published.
+    pub const ALERTS: &str = "Alerts";
+    /// Per reactor (dimension set [Reactor]): the hottest reading of the batch, °C.
+    pub const MAX_TEMPERATURE: &str = "MaxTemperature";
+    /// Without dimensions: the pipeline as a whole.
+    pub const READINGS: &str = "Readings";
+    pub const DEAD_LETTERED: &str = "DeadLettered";
+    pub const RETRIED_RECORDS: &str = "RetriedRecords";
+    pub const ALERT_PUBLISH_FAILURES: &str = "AlertPublishFailures";
+    pub const BATCH_SIZE: &str = "BatchSize";
+    pub const COLD_START: &str = "ColdStart";
+
+    /// Every metric with its dimension set, for the consistency test of dashboards and alarms.
+    pub const CATALOGUE: &[(&str, &[&str])] = &[
+        (RECORDS, &[DIM_FLOW_TYPE]),
+        (RECORD_ERRORS, &[DIM_FLOW_TYPE]),
+        (RECORD_DURATION, &[DIM_FLOW_TYPE]),
+        (ALERTS, &[DIM_SEVERITY]),
+        (MAX_TEMPERATURE, &[DIM_REACTOR]),
+        (READINGS, &[]),
+        (DEAD_LETTERED, &[]),
+        (RETRIED_RECORDS, &[]),
+        (ALERT_PUBLISH_FAILURES, &[]),
+        (BATCH_SIZE, &[]),
+        (COLD_START, &[]),
+    ];
+}
+
+/// Span names and our own span attribute keys. Semantic-convention keys come from
+/// `opentelemetry-semantic-conventions`.
+pub mod spans {
+    /// One consumer span per record.
+    pub const RECORD: &str = "process reading";
+    pub const DECODE: &str = "decode";
+
+    pub const FLOW_TYPE: &str = "flow_type";
+    pub const REACTOR: &str = "reactor";
+    pub const SEVERITY: &str = "severity";
+    pub const TEMPERATURE_C: &str = "temperature_c";
+    pub const REJECT_REASON: &str = "reject_reason";
+    pub const OUTCOME: &str = "outcome";
+    /// The attribute the ADOT awsxray exporter reads to index attributes as annotations.
+    pub const XRAY_ANNOTATIONS: &str = "aws.xray.annotations";
+    /// Keys X-Ray indexes as annotations (`_`, never `.`, in annotation keys).
+    pub const INDEXED: [&str; 4] = [FLOW_TYPE, REACTOR, SEVERITY, REJECT_REASON];
+}
