@@ -42,10 +42,12 @@ pub fn deadline_instant(deadline_epoch_ms: u64) -> Option<Instant> {
     )
 }
 
-pub async fn handle<S, L, P, D>(
+/// Processes one event; the response (or the whole-invocation failure) with the report,
+/// which telemetry needs in both cases.
+pub async fn handle_batch<S, L, P, D>(
     pipeline: &Pipeline<S, L, P, D>,
     event: LambdaEvent<KinesisEvent>,
-) -> Result<(KinesisEventResponse, BatchReport), BatchFailed>
+) -> (BatchReport, Result<KinesisEventResponse, BatchFailed>)
 where
     S: ReadingStore,
     L: AlertLedger,
@@ -56,15 +58,27 @@ where
     let report = pipeline
         .process(inbound_records(event.payload), deadline)
         .await;
-    if report.nothing_done() {
-        let first = report
-            .first_failure()
-            .cloned()
-            .expect("a batch with nothing done has failures");
-        return Err(BatchFailed {
+    let result = match report.first_failure() {
+        Some(first) if report.nothing_done() => Err(BatchFailed {
             records: report.records.len(),
-            first,
-        });
-    }
-    Ok((report.response(), report))
+            first: first.clone(),
+        }),
+        _ => Ok(report.response()),
+    };
+    (report, result)
+}
+
+/// Processes one event: the partial batch response and the report.
+pub async fn handle<S, L, P, D>(
+    pipeline: &Pipeline<S, L, P, D>,
+    event: LambdaEvent<KinesisEvent>,
+) -> Result<(KinesisEventResponse, BatchReport), BatchFailed>
+where
+    S: ReadingStore,
+    L: AlertLedger,
+    P: AlertPublisher,
+    D: DeadLetterSink,
+{
+    let (report, result) = handle_batch(pipeline, event).await;
+    result.map(|response| (response, report))
 }

@@ -180,3 +180,68 @@ fn a_bad_configuration_stops_the_bootstrap_at_init_with_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bootstrap_flushes_its_spans_and_metrics_before_it_answers() {
+    let (emulator, _sdk, resources) = support::emulator_with_resources(1).await;
+    let receiver = reactor_monitor::local::otlp::OtlpReceiver::start()
+        .await
+        .unwrap();
+    let (_api, port) = runtime_api();
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = std::fs::File::create(dir.path().join("stdout")).unwrap();
+    let _function = Running(
+        bootstrap(
+            port,
+            emulator.endpoint(),
+            &[
+                (env::TABLE_NAME, &resources.names.table),
+                (env::ALERT_TOPIC_ARN, &resources.alert_topic_arn),
+                (env::DEAD_LETTER_BUCKET, &resources.names.dead_letter_bucket),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint),
+            ],
+        )
+        .stdout(stdout)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kinesis-event.json");
+
+    let output = tokio::task::spawn_blocking(move || invoke(port, &fixture))
+        .await
+        .unwrap();
+
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Read as soon as the response is back: nothing may be left in the function's memory.
+    let spans = receiver.spans();
+    let invocation = spans
+        .iter()
+        .find(|s| s.attr("faas.trigger") == Some("pubsub"))
+        .expect("the invocation span arrived before the response");
+    assert!(
+        !invocation.parent_span_id.is_empty(),
+        "the invocation joins the Lambda's X-Ray trace"
+    );
+    let records: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "process reading")
+        .collect();
+    assert_eq!(records.len(), 4);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.trace_id == invocation.trace_id && r.parent_span_id == invocation.span_id)
+    );
+    let emf = std::fs::read_to_string(dir.path().join("stdout")).unwrap();
+    let records_metric: u64 = emf
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["Records"].as_u64())
+        .sum();
+    assert_eq!(records_metric, 4);
+}

@@ -69,7 +69,7 @@ impl DynamoDbStore {
         )
     }
 
-    fn reading_item(located: &Located<'_>) -> HashMap<String, AttributeValue> {
+    pub fn reading_item(located: &Located<'_>) -> HashMap<String, AttributeValue> {
         let r = located.reading;
         let o = located.origin;
         HashMap::from([

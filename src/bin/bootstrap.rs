@@ -1,39 +1,50 @@
-//! The Lambda function: configuration and clients once per cold start, then one batch per event.
+//! The Lambda function: configuration, clients and telemetry once per cold start, then one
+//! batch per event.
+
+use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
-use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use reactor_monitor::telemetry::emf;
-use reactor_monitor::{aws, config::Config, lambda};
-
-/// True until the first batch of this execution environment has been reported.
-static COLD_START: AtomicBool = AtomicBool::new(true);
+use lambda_runtime::layers::{OpenTelemetryFaasTrigger, OpenTelemetryLayer};
+use lambda_runtime::{Error, LambdaEvent, Runtime, service_fn};
+use reactor_monitor::config::Config;
+use reactor_monitor::telemetry::function::FunctionTelemetry;
+use reactor_monitor::telemetry::traces::{CallTargets, TracePlan};
+use reactor_monitor::{aws, lambda};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    reactor_monitor::telemetry::init_logs();
-    let config = Config::from_env().map_err(|e| {
-        tracing::error!(error = %e, "invalid configuration");
-        e
-    })?;
+    let config = Config::from_env().inspect_err(|e| eprintln!("invalid configuration: {e}"))?;
+    let plan = TracePlan::from_lookup(|name| std::env::var(name).ok())
+        .inspect_err(|e| eprintln!("invalid configuration: {e}"))?;
     let sdk = aws::sdk_config(None).await;
-    let pipeline = std::sync::Arc::new(aws::pipeline(&sdk, &config));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
+    let targets = CallTargets {
+        region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+        stream_name: String::new(),
+        table_name: config.table_name.clone(),
+        topic_arn: config.alert_topic_arn.clone(),
+        bucket: config.dead_letter_bucket.clone(),
+    };
+    let telemetry = Arc::new(FunctionTelemetry::install(plan, targets)?);
+    let pipeline = Arc::new(aws::pipeline(&sdk, &config));
+
+    let handler_telemetry = telemetry.clone();
+    let handler = service_fn(move |event: LambdaEvent<KinesisEvent>| {
         let pipeline = pipeline.clone();
+        let telemetry = handler_telemetry.clone();
         async move {
-            let (response, report) = lambda::handle(&pipeline, event).await?;
-            reactor_monitor::telemetry::log_batch(&report);
-            let cold_start = COLD_START.swap(false, Ordering::Relaxed);
-            let now_ms = chrono::Utc::now().timestamp_millis();
-            let mut out = std::io::stdout().lock();
-            for line in emf::batch_lines(&report, cold_start, now_ms) {
-                let _ = writeln!(out, "{line}");
-            }
-            Ok::<KinesisEventResponse, Error>(response)
+            telemetry.join_xray_trace(event.context.xray_trace_id.as_deref());
+            let (report, result) = lambda::handle_batch(&pipeline, event).await;
+            telemetry.after_batch(&report);
+            Ok::<KinesisEventResponse, Error>(result?)
         }
-    }))
-    .await
+    });
+    let flush_telemetry = telemetry.clone();
+    Runtime::new(handler)
+        .layer(
+            OpenTelemetryLayer::new(move || flush_telemetry.flush())
+                .with_trigger(OpenTelemetryFaasTrigger::PubSub),
+        )
+        .run()
+        .await
 }

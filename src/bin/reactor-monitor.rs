@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use reactor_monitor::local::generate::Mix;
+use reactor_monitor::local::report::{FlowReport, Headline};
 use reactor_monitor::local::resources::ResourceNames;
 use reactor_monitor::local::run::LocalOptions;
-use reactor_monitor::local::{commands, run};
+use reactor_monitor::local::{commands, run, up};
 
 /// Reactor coolant temperature monitor: Kinesis → Lambda → DynamoDB, SNS alerts, dead letters.
 ///
@@ -45,6 +46,22 @@ enum Command {
     ///
     /// Example: reactor-monitor invoke --event tests/fixtures/kinesis-event.json
     Invoke(InvokeArgs),
+    /// Run the local stack until Ctrl-C, for any producer: the AWS CLI, `generate`, your code.
+    ///
+    /// Starts (or attaches to, with --endpoint) the emulator, creates the resources, prints
+    /// them with ready-to-paste AWS CLI commands, then drives the shipped handler through the
+    /// emulated event source mapping. On a terminal a live view shows the unique flows, the
+    /// last alerts and rejections and the iterator age per shard; otherwise one line per
+    /// record. Ctrl-C (or SIGTERM) lets the batch in flight finish, then stops the emulator
+    /// it started.
+    ///
+    /// Example: reactor-monitor up --report flows.html
+    Up(UpArgs),
+    /// Draw a local run as one self-contained HTML page: flow map, unique flows, one trace
+    /// per flow, temperature per reactor.
+    ///
+    /// Example: reactor-monitor local --json > run.json && reactor-monitor report run.json -o flows.html
+    Report(ReportArgs),
 }
 
 #[derive(Args)]
@@ -118,6 +135,22 @@ struct LocalArgs {
     /// Print one JSON object with the counts and the read-back at the end, nothing else.
     #[arg(long)]
     json: bool,
+    /// Inject faults between the handler and the emulator, through a proxy on 127.0.0.1.
+    ///
+    /// SPEC is comma-separated key=value: rate=P (probability of a fault per request, for
+    /// every service), dynamodb=P, sns=P, s3=P, kinesis=P, sqs=P (per service, overriding
+    /// rate), kinds=throttle+500+503+drop (what a fault is, each equally likely; default
+    /// all), latency-ms=N (added to every request), seed=N. Throttles are each service's own
+    /// error (ProvisionedThroughputExceededException, Throttling, SlowDown); drop closes the
+    /// connection unanswered. The producer and the read-back are never faulted. What was
+    /// injected is printed on stderr at the end.
+    ///
+    /// Example: --faults rate=0.05,latency-ms=20,seed=1 or --faults dynamodb=0.05,sns=0.05,s3=0.02
+    #[arg(long, value_name = "SPEC", env = reactor_monitor::local::faults::FAULTS_ENV)]
+    faults: Option<reactor_monitor::local::faults::FaultSpec>,
+    /// Also write the flows as one self-contained HTML page to FILE.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -149,6 +182,52 @@ struct InvokeArgs {
     event: PathBuf,
 }
 
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    endpoint: Endpoint,
+    /// Kinesis stream the event source mapping reads.
+    #[arg(long, default_value = reactor_monitor::config::defaults::STREAM_NAME)]
+    stream: String,
+    /// DynamoDB table of readings.
+    #[arg(long, default_value = reactor_monitor::config::defaults::TABLE_NAME)]
+    table: String,
+    /// SNS topic of alerts.
+    #[arg(long, default_value = reactor_monitor::config::defaults::ALERT_TOPIC_NAME)]
+    topic: String,
+    /// S3 bucket of dead letters.
+    #[arg(long, default_value = reactor_monitor::config::defaults::DEAD_LETTER_BUCKET)]
+    dead_letter_bucket: String,
+    /// SQS queue subscribed to the alert topic.
+    #[arg(long, default_value = reactor_monitor::config::defaults::ON_CALL_QUEUE_NAME)]
+    on_call_queue: String,
+    /// Shards of the stream (when up creates it).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    shards: u32,
+    /// Records per invocation (the event source mapping's BatchSize).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    batch_size: u32,
+    /// Maximum batching window in milliseconds.
+    #[arg(long, default_value_t = 500)]
+    batching_window_ms: u64,
+    /// trim-horizon (every record the stream holds, as the template) or latest (only new ones).
+    #[arg(long, default_value = "trim-horizon")]
+    starting_position: reactor_monitor::local::up::StartingPosition,
+    /// Write the session's flows as one self-contained HTML page to FILE when it stops.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ReportArgs {
+    /// The JSON printed by `reactor-monitor local --json`.
+    #[arg(value_name = "RUN_JSON")]
+    input: PathBuf,
+    /// The HTML page to write.
+    #[arg(long, short, default_value = "reactor-monitor-report.html")]
+    output: PathBuf,
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     reactor_monitor::telemetry::init_cli_logs();
@@ -175,9 +254,18 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 maximum_retry_attempts: args.max_retries,
                 names: ResourceNames::default(),
                 show_progress: !args.json,
+                faults: args.faults.clone(),
                 ..LocalOptions::default()
             };
             let report = run::run(options).await?;
+            if let Some(spec) = &args.faults {
+                eprintln!("faults ({spec}): {}", spec.injected());
+            }
+            if let Some(path) = &args.report {
+                let headline = Headline::local(&report.verdict, &report.endpoint);
+                report.flow_report.write_html(path, &headline)?;
+                eprintln!("report written to {}", path.display());
+            }
             if args.json {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
@@ -208,6 +296,33 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Invoke(args) => {
             let response = commands::invoke(args.endpoint.endpoint, &args.event).await?;
             println!("{response}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Up(args) => {
+            up::run(up::UpOptions {
+                endpoint: args.endpoint.endpoint,
+                names: ResourceNames {
+                    stream: args.stream,
+                    table: args.table,
+                    alert_topic: args.topic,
+                    dead_letter_bucket: args.dead_letter_bucket,
+                    on_call_queue: args.on_call_queue,
+                    ..ResourceNames::default()
+                },
+                shards: args.shards,
+                batch_size: args.batch_size as usize,
+                batching_window: Duration::from_millis(args.batching_window_ms),
+                starting_position: args.starting_position,
+                report: args.report,
+                ..up::UpOptions::default()
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Report(args) => {
+            let (report, headline) = FlowReport::from_saved_run(&args.input)?;
+            report.write_html(&args.output, &headline)?;
+            println!("report written to {}", args.output.display());
             Ok(ExitCode::SUCCESS)
         }
     }

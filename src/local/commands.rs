@@ -101,18 +101,23 @@ pub fn human_report(report: &LocalReport) -> String {
         report.readings_per_second, report.process_seconds, report.invocations, report.invocation_p50_ms, report.invocation_p99_ms, report.aws_requests_per_1000_readings
     ));
     out.push_str(&format!(
-        "{:<12} {:>8} {:>7} {:>9} {:>9} {:>9}\n",
-        "flow_type", "count", "errors", "avg ms", "p50 ms", "p99 ms"
+        "unique flows, from the {} spans received over OTLP (record spans per flow type):\n",
+        report.spans_received
     ));
-    for row in &report.flows {
+    out.push_str(&format!(
+        "{:<12} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}\n",
+        "flow_type", "records", "errors", "avg ms", "p50 ms", "p99 ms", "traces"
+    ));
+    for row in &report.trace_flows {
         out.push_str(&format!(
-            "{:<12} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2}\n",
+            "{:<12} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>8}\n",
             row.flow_type.as_str(),
             row.count,
             row.errors,
             row.avg_ms,
             row.p50_ms,
-            row.p99_ms
+            row.p99_ms,
+            row.traces
         ));
     }
     out.push_str(&format!("\n{}\n", report.verdict));

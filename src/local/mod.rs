@@ -5,8 +5,12 @@
 pub mod commands;
 pub mod emulator;
 pub mod esm;
+pub mod faults;
 pub mod generate;
+pub mod otlp;
+pub mod report;
 pub mod resources;
 pub mod run;
 pub mod summary;
+pub mod up;
 pub mod verify;

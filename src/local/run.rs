@@ -15,13 +15,22 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use tokio::time::Instant;
 
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context as OtelContext, KeyValue};
+use opentelemetry_sdk::trace::SdkTracer;
+use opentelemetry_semantic_conventions::attribute as semconv;
+
 use crate::aws::{AwsPipeline, LOCAL_REGION};
 use crate::local::emulator::Emulator;
 use crate::local::esm::{self, Invoke, MappingProgress, MappingSettings};
 use crate::local::generate::{self, Mix, OutgoingRecord};
+use crate::local::otlp::{OtlpReceiver, TraceFlowRow, unique_flows};
+use crate::local::report::FlowReport;
 use crate::local::resources::{self, ResourceNames, Resources};
 use crate::local::summary::{Fate, FlowRow, RunSummary};
 use crate::local::verify::{self, Verified};
+use crate::telemetry::names::SERVICE_NAME;
+use crate::telemetry::traces::{self, CallTargets, TracePlan};
 use crate::{aws, domain::Severity, lambda};
 
 /// Options of a local run.
@@ -38,6 +47,9 @@ pub struct LocalOptions {
     pub function_timeout: Duration,
     pub names: ResourceNames,
     pub show_progress: bool,
+    /// Faults to inject between the handler and the emulator (`--faults`); `None` for none.
+    pub faults: Option<crate::local::faults::FaultSpec>,
+    pub trace_plan: TracePlan,
 }
 
 impl Default for LocalOptions {
@@ -54,6 +66,8 @@ impl Default for LocalOptions {
             function_timeout: Duration::from_secs(60),
             names: ResourceNames::default(),
             show_progress: false,
+            faults: None,
+            trace_plan: TracePlan::default(),
         }
     }
 }
@@ -82,6 +96,11 @@ pub struct LocalReport {
     /// Alerts expected from the readings that were stored and not delivered.
     pub missing_alerts: i64,
     pub flows: Vec<FlowRow>,
+    /// The unique-flows view computed from the spans received over OTLP.
+    pub trace_flows: Vec<TraceFlowRow>,
+    /// What `reactor-monitor report` draws: flow map, example traces, temperatures.
+    pub flow_report: FlowReport,
+    pub spans_received: usize,
     pub invocations: usize,
     pub aws_requests: HashMap<String, usize>,
     pub aws_requests_per_1000_readings: f64,
@@ -103,6 +122,55 @@ impl LocalReport {
 pub struct InProcessFunction {
     pub pipeline: AwsPipeline,
     pub summary: Mutex<RunSummary>,
+    pub tracing: Option<LocalTracing>,
+}
+
+/// Where a local run sends its spans, and the plan it follows.
+pub struct LocalTracing {
+    pub tracer: SdkTracer,
+    pub plan: TracePlan,
+    pub targets: CallTargets,
+}
+
+impl LocalTracing {
+    /// Spans into `provider`, with the AWS SDK attributes of the local resources.
+    pub fn new(
+        provider: &opentelemetry_sdk::trace::SdkTracerProvider,
+        plan: TracePlan,
+        sdk: &aws_config::SdkConfig,
+        resources: &Resources,
+    ) -> Self {
+        let config = resources.config();
+        Self {
+            tracer: traces::tracer(provider),
+            plan,
+            targets: CallTargets {
+                region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+                stream_name: resources.names.stream.clone(),
+                table_name: config.table_name,
+                topic_arn: config.alert_topic_arn,
+                bucket: config.dead_letter_bucket,
+            },
+        }
+    }
+}
+
+impl InProcessFunction {
+    /// The invocation span, as the Lambda runtime's OpenTelemetry layer makes it.
+    fn invocation_span(&self, request_id: &str, records: usize) -> Option<OtelContext> {
+        let tracing = self.tracing.as_ref()?;
+        let span = tracing
+            .tracer
+            .span_builder(SERVICE_NAME)
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new(semconv::FAAS_TRIGGER, "pubsub"),
+                KeyValue::new(semconv::FAAS_INVOCATION_ID, request_id.to_string()),
+                KeyValue::new(semconv::MESSAGING_BATCH_MESSAGE_COUNT, records as i64),
+            ])
+            .start(&tracing.tracer);
+        Some(OtelContext::new().with_span(span))
+    }
 }
 
 impl Invoke for InProcessFunction {
@@ -118,20 +186,31 @@ impl Invoke for InProcessFunction {
         context.request_id = format!("local-{}", uuid_like());
         let remaining = deadline.saturating_duration_since(Instant::now());
         context.deadline = (chrono::Utc::now() + remaining).timestamp_millis() as u64;
-        let result = lambda::handle(&self.pipeline, LambdaEvent::new(payload, context)).await;
-        match result {
-            Ok((response, report)) => {
-                crate::telemetry::log_batch(&report);
-                self.summary
-                    .lock()
-                    .expect("summary lock")
-                    .record_batch(&report, started.elapsed());
-                // Through JSON, as Lambda reads the response.
-                let json = serde_json::to_vec(&response).map_err(|e| e.to_string())?;
-                serde_json::from_slice(&json).map_err(|e| e.to_string())
+        let invocation = self.invocation_span(&context.request_id, payload.records.len());
+        let (report, result) =
+            lambda::handle_batch(&self.pipeline, LambdaEvent::new(payload, context)).await;
+        if let (Some(tracing), Some(cx)) = (&self.tracing, &invocation) {
+            traces::emit_batch(
+                &tracing.tracer,
+                cx,
+                &report,
+                &tracing.plan,
+                &tracing.targets,
+            );
+            if let Err(e) = &result {
+                cx.span().set_status(Status::error(e.to_string()));
             }
-            Err(e) => Err(e.to_string()),
+            cx.span().end();
         }
+        crate::telemetry::log_batch(&report);
+        self.summary
+            .lock()
+            .expect("summary lock")
+            .record_batch(&report, started.elapsed());
+        let response = result.map_err(|e| e.to_string())?;
+        // Through JSON, as Lambda reads the response.
+        let json = serde_json::to_vec(&response).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&json).map_err(|e| e.to_string())
     }
 }
 
@@ -199,9 +278,28 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     bar_produce.finish();
     let produce_seconds = produce_started.elapsed().as_secs_f64();
 
+    let receiver = OtlpReceiver::start().await?;
+    let provider = traces::otlp_provider(Some(&receiver.endpoint)).map_err(anyhow::Error::msg)?;
+    let config = resources.config();
+    // Only the handler's clients go through the fault proxy: the producer, the event
+    // source mapping and the read-back see the emulator as it is.
+    let fault_proxy = match &options.faults {
+        Some(spec) => Some(crate::local::faults::FaultProxy::start(endpoint, spec).await?),
+        None => None,
+    };
+    let handler_sdk = match &fault_proxy {
+        Some(proxy) => aws::local_sdk_config(proxy.endpoint()).await,
+        None => sdk.clone(),
+    };
     let function = Arc::new(InProcessFunction {
-        pipeline: aws::pipeline(&sdk, &resources.config()),
+        pipeline: aws::pipeline(&handler_sdk, &config),
         summary: Mutex::new(RunSummary::default()),
+        tracing: Some(LocalTracing::new(
+            &provider,
+            options.trace_plan,
+            &sdk,
+            &resources,
+        )),
     });
     let progress = Arc::new(MappingProgress::default());
     let process_started = Instant::now();
@@ -229,8 +327,10 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     let process_seconds = process_started.elapsed().as_secs_f64();
 
     let verified = verify::verify(&sdk, &resources, &placements).await?;
+    shut_down_tracing(provider).await?;
+    let spans = receiver.spans();
     let summary = function.summary.lock().expect("summary lock");
-    Ok(report(
+    let mut report = report(
         endpoint,
         options,
         &records,
@@ -240,10 +340,31 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
         put_calls.load(Ordering::Relaxed),
         produce_seconds,
         process_seconds,
-    ))
+    );
+    report.trace_flows = unique_flows(&spans);
+    report.spans_received = spans.len();
+    report.flow_report = FlowReport::from_spans(&spans, config.thresholds);
+    Ok(report)
 }
 
-fn mapping_settings(
+/// Flushes the spans still queued to the receiver and stops the exporter. On a blocking
+/// thread: the OTLP exporter's HTTP client blocks.
+pub(crate) async fn shut_down_tracing(
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+) -> anyhow::Result<()> {
+    let flushed = tokio::task::spawn_blocking(move || {
+        let result = provider.force_flush();
+        let _ = provider.shutdown();
+        result
+    })
+    .await?;
+    if let Err(e) = flushed {
+        tracing::warn!(error = %e, "spans could not be flushed to the local receiver");
+    }
+    Ok(())
+}
+
+pub(crate) fn mapping_settings(
     options: &LocalOptions,
     resources: &Resources,
     sdk: &aws_config::SdkConfig,
@@ -330,6 +451,9 @@ fn report(
         lost,
         missing_alerts,
         flows: summary.flows(),
+        flow_report: FlowReport::default(),
+        trace_flows: Vec::new(),
+        spans_received: 0,
         invocations: progress.invocations.load(Ordering::Relaxed),
         aws_requests,
         aws_requests_per_1000_readings: if produced == 0 {

@@ -2,7 +2,9 @@
 //! embedded-metric-format lines, and OpenTelemetry traces per record.
 
 pub mod emf;
+pub mod function;
 mod logs;
 pub mod names;
+pub mod traces;
 
 pub use logs::{init_cli_logs, init_logs, log_batch};

@@ -1,0 +1,221 @@
+//! A local OTLP/HTTP trace receiver on 127.0.0.1: what an ADOT collector or Jaeger would
+//! receive, kept in memory so that a run can show its unique flows from the spans themselves.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
+use prost::Message;
+use serde::Serialize;
+
+use crate::domain::FlowType;
+use crate::local::summary::percentile;
+use crate::telemetry::names::spans;
+
+/// A span as received over OTLP.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedSpan {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub name: String,
+    pub kind: i32,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+    pub error: bool,
+    pub attributes: BTreeMap<String, String>,
+    pub links: Vec<(String, String)>,
+}
+
+impl ReceivedSpan {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).map(String::as_str)
+    }
+
+    pub fn duration_ms(&self) -> f64 {
+        self.end_unix_nano.saturating_sub(self.start_unix_nano) as f64 / 1e6
+    }
+}
+
+/// A running receiver; its spans are shared with whoever holds the handle.
+pub struct OtlpReceiver {
+    pub endpoint: String,
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OtlpReceiver {
+    pub async fn start() -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the OTLP receiver")?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
+        let shared = spans.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let spans = shared.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req| receive(req, spans.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            endpoint,
+            spans,
+            task,
+        })
+    }
+
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans.lock().expect("spans lock").clone()
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn receive(
+    req: Request<Incoming>,
+    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let reply = |status: StatusCode, body: Vec<u8>| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/x-protobuf"),
+        );
+        Ok(response)
+    };
+    if req.uri().path() != "/v1/traces" {
+        return reply(StatusCode::NOT_FOUND, Vec::new());
+    }
+    let Ok(body) = req.into_body().collect().await else {
+        return reply(StatusCode::BAD_REQUEST, Vec::new());
+    };
+    let Ok(request) = ExportTraceServiceRequest::decode(body.to_bytes()) else {
+        return reply(StatusCode::BAD_REQUEST, Vec::new());
+    };
+    let mut received = Vec::new();
+    for resource in request.resource_spans {
+        for scope in resource.scope_spans {
+            for span in scope.spans {
+                received.push(ReceivedSpan {
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: hex(&span.parent_span_id),
+                    name: span.name,
+                    kind: span.kind,
+                    start_unix_nano: span.start_time_unix_nano,
+                    end_unix_nano: span.end_time_unix_nano,
+                    error: span
+                        .status
+                        .is_some_and(|s| s.code == OtlpStatus::Error as i32),
+                    attributes: span
+                        .attributes
+                        .into_iter()
+                        .map(|kv| {
+                            (
+                                kv.key,
+                                kv.value.and_then(|v| v.value).map(text).unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                    links: span
+                        .links
+                        .into_iter()
+                        .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+                        .collect(),
+                });
+            }
+        }
+    }
+    spans.lock().expect("spans lock").extend(received);
+    reply(
+        StatusCode::OK,
+        ExportTraceServiceResponse::default().encode_to_vec(),
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text(value: AnyValue) -> String {
+    match value {
+        AnyValue::StringValue(s) => s,
+        AnyValue::BoolValue(b) => b.to_string(),
+        AnyValue::IntValue(i) => i.to_string(),
+        AnyValue::DoubleValue(d) => d.to_string(),
+        AnyValue::ArrayValue(a) => a
+            .values
+            .into_iter()
+            .filter_map(|v| v.value.map(text))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => format!("{other:?}"),
+    }
+}
+
+/// One row of the unique-flows view, computed from record spans.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TraceFlowRow {
+    pub flow_type: FlowType,
+    /// Record spans (one per traced record delivery).
+    pub count: usize,
+    pub errors: usize,
+    pub avg_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Distinct traces the record spans belong to.
+    pub traces: usize,
+}
+
+/// The unique-flows view of received spans: per flow type, like X-Ray's trace groups.
+pub fn unique_flows(spans: &[ReceivedSpan]) -> Vec<TraceFlowRow> {
+    FlowType::ALL
+        .iter()
+        .map(|&flow| {
+            let records: Vec<&ReceivedSpan> = spans
+                .iter()
+                .filter(|s| {
+                    s.name == spans::RECORD && s.attr(spans::FLOW_TYPE) == Some(flow.as_str())
+                })
+                .collect();
+            let mut durations: Vec<f64> = records.iter().map(|s| s.duration_ms()).collect();
+            durations.sort_by(f64::total_cmp);
+            let traces: std::collections::HashSet<&str> =
+                records.iter().map(|s| s.trace_id.as_str()).collect();
+            TraceFlowRow {
+                flow_type: flow,
+                count: records.len(),
+                errors: records.iter().filter(|s| s.error).count(),
+                avg_ms: if durations.is_empty() {
+                    0.0
+                } else {
+                    durations.iter().sum::<f64>() / durations.len() as f64
+                },
+                p50_ms: percentile(&durations, 0.5),
+                p99_ms: percentile(&durations, 0.99),
+                traces: traces.len(),
+            }
+        })
+        .collect()
+}
