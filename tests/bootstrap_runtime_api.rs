@@ -202,7 +202,7 @@ async fn the_bootstrap_flushes_its_spans_and_metrics_before_it_answers() {
             ],
         )
         .stdout(stdout)
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
         .spawn()
         .unwrap(),
     );
@@ -217,12 +217,32 @@ async fn the_bootstrap_flushes_its_spans_and_metrics_before_it_answers() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // Read as soon as the response is back: nothing may be left in the function's memory.
+    // Read as soon as the response is back: the record spans left before it.
+    let records_at_response = receiver
+        .spans()
+        .iter()
+        .filter(|s| s.name == "process reading")
+        .count();
+    assert_eq!(records_at_response, 4);
+    // The invocation span closes once the runtime has posted the response; the runtime
+    // layer flushes it before asking for the next event.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !receiver
+        .spans()
+        .iter()
+        .any(|s| s.attr("faas.trigger") == Some("pubsub"))
+    {
+        assert!(
+            std::time::Instant::now() < until,
+            "the invocation span never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let spans = receiver.spans();
     let invocation = spans
         .iter()
         .find(|s| s.attr("faas.trigger") == Some("pubsub"))
-        .expect("the invocation span arrived before the response");
+        .unwrap();
     assert!(
         !invocation.parent_span_id.is_empty(),
         "the invocation joins the Lambda's X-Ray trace"
@@ -244,4 +264,21 @@ async fn the_bootstrap_flushes_its_spans_and_metrics_before_it_answers() {
         .filter_map(|v| v["Records"].as_u64())
         .sum();
     assert_eq!(records_metric, 4);
+    let logs = std::fs::read_to_string(dir.path().join("stderr")).unwrap();
+    let batch_line: serde_json::Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["fields"]["message"] == "batch processed")
+        .expect("one JSON line per batch");
+    assert!(
+        batch_line["fields"]["xray_trace_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("Root=1-"),
+        "{batch_line}"
+    );
+    assert!(
+        !logs.contains("reactor-2\",\"date"),
+        "no payload in the logs"
+    );
 }

@@ -290,3 +290,193 @@ async fn a_local_run_shows_the_same_flows_in_its_spans_as_in_its_outcomes() {
     }
     assert!(report.spans_received > 600 * 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_injected_store_failure_yields_an_error_span_and_a_reported_record() {
+    use opentelemetry::trace::{TraceContextExt, Tracer};
+    let receiver = OtlpReceiver::start_forwarding(None).await.unwrap();
+    let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
+    let tracer = traces::tracer(&provider);
+    let pipeline = memory_pipeline();
+    pipeline.store.faults.fail_once("2");
+
+    let report = pipeline
+        .process(batch(vec![payload("r", 1.0), payload("r", 2.0)]), None)
+        .await;
+    let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
+    traces::emit_batch(
+        &tracer,
+        &invocation,
+        &report,
+        &TracePlan::default(),
+        &CallTargets::default(),
+    );
+    invocation.span().end();
+    tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
+        .await
+        .unwrap();
+    let spans = receiver.spans();
+
+    let failures: Vec<String> = report
+        .response()
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failures, ["2"]);
+    let failed = spans
+        .iter()
+        .find(|s| s.name == spans::RECORD && s.attr("messaging.message.id") == Some("2"))
+        .unwrap();
+    assert!(failed.error);
+    assert_eq!(failed.attr(spans::OUTCOME), Some("failed"));
+    assert_eq!(failed.attr(spans::FLOW_TYPE), Some("store-only"));
+    let write = spans
+        .iter()
+        .find(|s| s.parent_span_id == failed.span_id && s.name == "DynamoDB.BatchWriteItem")
+        .unwrap();
+    assert!(write.error);
+    let ok = spans
+        .iter()
+        .find(|s| s.name == spans::RECORD && s.attr("messaging.message.id") == Some("1"))
+        .unwrap();
+    assert!(!ok.error);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receiver_forwards_every_request_unchanged_to_the_otlp_endpoint() {
+    use opentelemetry::trace::{Span, Tracer};
+    let downstream = OtlpReceiver::start_forwarding(None).await.unwrap();
+    let local = OtlpReceiver::start_forwarding(Some(downstream.endpoint.clone()))
+        .await
+        .unwrap();
+    let provider = traces::otlp_provider(Some(&local.endpoint)).unwrap();
+    let tracer = traces::tracer(&provider);
+
+    tracer.start("forwarded").end();
+    tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
+        .await
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while downstream.spans().is_empty() && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let here: Vec<String> = local.spans().iter().map(|s| s.span_id.clone()).collect();
+    let there: Vec<String> = downstream
+        .spans()
+        .iter()
+        .map(|s| s.span_id.clone())
+        .collect();
+    assert_eq!(here.len(), 1);
+    assert_eq!(here, there);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emf_counts_equal_what_the_emulator_holds_after_the_batch() {
+    use reactor_monitor::local::generate::Placement;
+    let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
+    let pipeline = reactor_monitor::aws::pipeline(&sdk, &resources.config());
+    let payloads = vec![
+        payload("r1", 10.0),
+        payload("r1", 720.0),
+        b"x".to_vec(),
+        payload("r2", 805.0),
+        b"{}".to_vec(),
+    ];
+    let event = support::kinesis_event(&payloads, 40);
+    let placements: Vec<Placement> = (40..45)
+        .map(|seq| Placement {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: seq.to_string(),
+        })
+        .collect();
+
+    let (_, report) = reactor_monitor::lambda::handle(&pipeline, support::lambda_event(event))
+        .await
+        .unwrap();
+    let verified = reactor_monitor::local::verify::verify(&sdk, &resources, &placements)
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = emf::batch_lines(&report, false, 0)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    let sum = |metric: &str, dim: Option<(&str, &str)>| -> u64 {
+        lines
+            .iter()
+            .filter(|l| dim.is_none_or(|(k, v)| l[k] == v))
+            .filter_map(|l| l[metric].as_u64())
+            .sum()
+    };
+    let stored = sum(
+        metrics::RECORDS,
+        Some((metrics::DIM_FLOW_TYPE, "store-only")),
+    ) + sum(
+        metrics::RECORDS,
+        Some((metrics::DIM_FLOW_TYPE, "store+alert")),
+    );
+    assert_eq!(stored as usize, verified.items);
+    assert_eq!(sum(metrics::READINGS, None) as usize, verified.items);
+    assert_eq!(
+        sum(metrics::DEAD_LETTERED, None) as usize,
+        verified.dead_letters
+    );
+    assert_eq!(
+        sum(metrics::ALERTS, None) as usize,
+        verified.alerts_delivered
+    );
+    assert_eq!(verified.items, 3);
+}
+
+#[test]
+fn the_unique_flows_name_their_entry_point_and_the_resources_they_touch() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let spans = runtime.block_on(async {
+        let targets = CallTargets {
+            stream_name: "indications-stream".into(),
+            table_name: "indications-table".into(),
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-notifications".into(),
+            bucket: "dead-letters".into(),
+            ..CallTargets::default()
+        };
+        use opentelemetry::trace::{TraceContextExt, Tracer};
+        let receiver = OtlpReceiver::start_forwarding(None).await.unwrap();
+        let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
+        let tracer = traces::tracer(&provider);
+        let report = memory_pipeline()
+            .process(batch(vec![payload("r", 750.0), b"?".to_vec()]), None)
+            .await;
+        let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
+        traces::emit_batch(
+            &tracer,
+            &invocation,
+            &report,
+            &TracePlan::default(),
+            &targets,
+        );
+        invocation.span().end();
+        tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
+            .await
+            .unwrap();
+        receiver.spans()
+    });
+
+    let flows = reactor_monitor::local::otlp::unique_flows(&spans);
+
+    let alert = flows
+        .iter()
+        .find(|f| f.flow_type == FlowType::StoreAndAlert)
+        .unwrap();
+    assert_eq!(alert.entry_point, "Kinesis indications-stream");
+    assert_eq!(
+        alert.resources,
+        ["DynamoDB indications-table", "SNS reactor-notifications"]
+    );
+    let rejected = flows
+        .iter()
+        .find(|f| f.flow_type == FlowType::ParseError)
+        .unwrap();
+    assert_eq!(rejected.resources, ["S3 dead-letters"]);
+}

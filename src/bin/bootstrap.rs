@@ -33,9 +33,10 @@ async fn main() -> Result<(), Error> {
         let pipeline = pipeline.clone();
         let telemetry = handler_telemetry.clone();
         async move {
-            telemetry.join_xray_trace(event.context.xray_trace_id.as_deref());
+            let xray_trace_id = event.context.xray_trace_id.clone();
+            telemetry.join_xray_trace(xray_trace_id.as_deref());
             let (report, result) = lambda::handle_batch(&pipeline, event).await;
-            telemetry.after_batch(&report);
+            telemetry.after_batch(&report, xray_trace_id.as_deref());
             Ok::<KinesisEventResponse, Error>(result?)
         }
     });

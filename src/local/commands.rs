@@ -79,7 +79,7 @@ pub async fn invoke(endpoint: Option<String>, event: &Path) -> anyhow::Result<St
             (chrono::Utc::now() + chrono::Duration::seconds(60)).timestamp_millis() as u64;
         let (response, report) =
             crate::lambda::handle(&pipeline, LambdaEvent::new(payload, context)).await?;
-        crate::telemetry::log_batch(&report);
+        crate::telemetry::log_batch(&report, None);
         Ok(serde_json::to_string(&response)?)
     })
     .await
@@ -104,20 +104,13 @@ pub fn human_report(report: &LocalReport) -> String {
         "unique flows, from the {} spans received over OTLP (record spans per flow type):\n",
         report.spans_received
     ));
-    out.push_str(&format!(
-        "{:<12} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}\n",
-        "flow_type", "records", "errors", "avg ms", "p50 ms", "p99 ms", "traces"
-    ));
-    for row in &report.trace_flows {
+    out.push_str(&crate::local::report::flows_table(&report.trace_flows));
+    for row in report.trace_flows.iter().filter(|r| r.count > 0) {
         out.push_str(&format!(
-            "{:<12} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>8}\n",
+            "  {:<12} {} → {}\n",
             row.flow_type.as_str(),
-            row.count,
-            row.errors,
-            row.avg_ms,
-            row.p50_ms,
-            row.p99_ms,
-            row.traces
+            row.entry_point,
+            row.resources.join(", ")
         ));
     }
     out.push_str(&format!("\n{}\n", report.verdict));

@@ -57,6 +57,9 @@ impl Emulator {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
+            // Its own process group: Ctrl-C in a terminal reaches us, and we stop it after
+            // the batch in flight, instead of the terminal killing it mid-batch.
+            .process_group(0)
             .spawn()
             .with_context(|| format!("starting {}", program.display()))?;
         let emulator = Self {

@@ -54,7 +54,15 @@ pub struct OtlpReceiver {
 }
 
 impl OtlpReceiver {
+    /// Starts a receiver; when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (an `http://` OTLP/HTTP
+    /// endpoint such as Jaeger's on localhost:4318), every request is also forwarded there
+    /// unchanged.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_forwarding(std::env::var(FORWARD_ENV).ok().filter(|v| !v.is_empty())).await
+    }
+
+    pub async fn start_forwarding(forward_to: Option<String>) -> anyhow::Result<Self> {
+        let forward: Option<Arc<str>> = forward_to.map(|e| Arc::from(e.trim_end_matches('/')));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the OTLP receiver")?;
@@ -64,9 +72,11 @@ impl OtlpReceiver {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let spans = shared.clone();
+                let forward = forward.clone();
                 tokio::spawn(async move {
-                    let service =
-                        hyper::service::service_fn(move |req| receive(req, spans.clone()));
+                    let service = hyper::service::service_fn(move |req| {
+                        receive(req, spans.clone(), forward.clone())
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
@@ -91,9 +101,13 @@ impl Drop for OtlpReceiver {
     }
 }
 
+/// The standard variable naming where spans should go; the receiver forwards there.
+pub const FORWARD_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
 async fn receive(
     req: Request<Incoming>,
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    forward: Option<Arc<str>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, body: Vec<u8>| {
         let mut response = Response::new(Full::new(Bytes::from(body)));
@@ -110,7 +124,16 @@ async fn receive(
     let Ok(body) = req.into_body().collect().await else {
         return reply(StatusCode::BAD_REQUEST, Vec::new());
     };
-    let Ok(request) = ExportTraceServiceRequest::decode(body.to_bytes()) else {
+    let body = body.to_bytes();
+    if let Some(target) = forward {
+        let copy = body.clone();
+        tokio::spawn(async move {
+            if let Err(e) = forward_request(&target, copy).await {
+                tracing::warn!(target = %target, error = %e, "spans could not be forwarded");
+            }
+        });
+    }
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
         return reply(StatusCode::BAD_REQUEST, Vec::new());
     };
     let mut received = Vec::new();
@@ -154,6 +177,32 @@ async fn receive(
     )
 }
 
+/// POSTs an OTLP/HTTP protobuf body to `<endpoint>/v1/traces` (plain HTTP/1.1).
+async fn forward_request(endpoint: &str, body: Bytes) -> anyhow::Result<()> {
+    let uri: hyper::Uri = format!("{endpoint}/v1/traces").parse()?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http"),
+        "only http:// endpoints can be forwarded to"
+    );
+    let host = uri.host().context("no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = Request::post(uri.path())
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
+        .body(Full::new(body))?;
+    let response = sender.send_request(request).await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "the endpoint answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -174,6 +223,22 @@ fn text(value: AnyValue) -> String {
     }
 }
 
+/// The AWS resource a call span touched, named as a service map would.
+fn resource_of(span: &ReceivedSpan) -> Option<String> {
+    let service = span.attr("rpc.service")?;
+    let name = match service {
+        "DynamoDB" => span.attr("aws.dynamodb.table_names")?.to_string(),
+        "SNS" => span
+            .attr("aws.sns.topic.arn")?
+            .rsplit(':')
+            .next()?
+            .to_string(),
+        "S3" => span.attr("aws.s3.bucket")?.to_string(),
+        _ => return Some(service.to_string()),
+    };
+    Some(format!("{service} {name}"))
+}
+
 /// One row of the unique-flows view, computed from record spans.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TraceFlowRow {
@@ -186,6 +251,10 @@ pub struct TraceFlowRow {
     pub p99_ms: f64,
     /// Distinct traces the record spans belong to.
     pub traces: usize,
+    /// Where the flow starts: the stream its records come from.
+    pub entry_point: String,
+    /// The AWS resources its record subtrees touched, e.g. `DynamoDB indications-table`.
+    pub resources: Vec<String>,
 }
 
 /// The unique-flows view of received spans: per flow type, like X-Ray's trace groups.
@@ -203,6 +272,18 @@ pub fn unique_flows(spans: &[ReceivedSpan]) -> Vec<TraceFlowRow> {
             durations.sort_by(f64::total_cmp);
             let traces: std::collections::HashSet<&str> =
                 records.iter().map(|s| s.trace_id.as_str()).collect();
+            let record_ids: std::collections::HashSet<&str> =
+                records.iter().map(|s| s.span_id.as_str()).collect();
+            let resources: std::collections::BTreeSet<String> = spans
+                .iter()
+                .filter(|s| record_ids.contains(s.parent_span_id.as_str()))
+                .filter_map(resource_of)
+                .collect();
+            let entry_point = records
+                .iter()
+                .find_map(|s| s.attr("messaging.destination.name"))
+                .map(|stream| format!("Kinesis {stream}"))
+                .unwrap_or_default();
             TraceFlowRow {
                 flow_type: flow,
                 count: records.len(),
@@ -215,6 +296,8 @@ pub fn unique_flows(spans: &[ReceivedSpan]) -> Vec<TraceFlowRow> {
                 p50_ms: percentile(&durations, 0.5),
                 p99_ms: percentile(&durations, 0.99),
                 traces: traces.len(),
+                entry_point,
+                resources: resources.into_iter().collect(),
             }
         })
         .collect()

@@ -8,6 +8,7 @@
 mod html;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
@@ -15,7 +16,7 @@ use opentelemetry_semantic_conventions::attribute as semconv;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Thresholds;
-use crate::local::otlp::{ReceivedSpan, unique_flows};
+use crate::local::otlp::{ReceivedSpan, TraceFlowRow, unique_flows};
 use crate::telemetry::names::{SERVICE_NAME, spans as names};
 
 pub use html::Headline;
@@ -191,6 +192,28 @@ pub fn latest_alerts(spans: &[ReceivedSpan], n: usize) -> Vec<Notable> {
 /// The newest rejected records with their reasons, newest first.
 pub fn latest_rejections(spans: &[ReceivedSpan], n: usize) -> Vec<Notable> {
     latest(spans, n, |s| s.attr(names::REJECT_REASON).is_some())
+}
+
+/// The unique-flows table as text, one row per flow type.
+pub fn flows_table(rows: &[TraceFlowRow]) -> String {
+    let mut out = format!(
+        "{:<12} {:>8} {:>7} {:>9} {:>9} {:>9} {:>8}\n",
+        "flow_type", "records", "errors", "avg ms", "p50 ms", "p99 ms", "traces"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "{:<12} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            row.flow_type.as_str(),
+            row.count,
+            row.errors,
+            row.avg_ms,
+            row.p50_ms,
+            row.p99_ms,
+            row.traces
+        );
+    }
+    out
 }
 
 impl FlowReport {

@@ -202,7 +202,7 @@ impl Invoke for InProcessFunction {
             }
             cx.span().end();
         }
-        crate::telemetry::log_batch(&report);
+        crate::telemetry::log_batch(&report, None);
         self.summary
             .lock()
             .expect("summary lock")

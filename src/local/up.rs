@@ -660,7 +660,7 @@ impl LiveView {
             self.redraw(&frame(spans, shards, progress));
         } else {
             self.log(spans, shards, progress);
-            print!("{}", flows_table(spans));
+            print!("{}", report::flows_table(&unique_flows(spans)));
         }
     }
 }
@@ -724,27 +724,6 @@ fn age_text(watch: &ShardWatch) -> String {
         .map_or_else(|| "-".to_string(), |ms| format!("{ms} ms"))
 }
 
-fn flows_table(spans: &[ReceivedSpan]) -> String {
-    let mut out = format!(
-        "{:<12} {:>8} {:>7} {:>9} {:>9} {:>9} {:>7}\n",
-        "flow_type", "records", "errors", "avg ms", "p50 ms", "p99 ms", "traces"
-    );
-    for row in unique_flows(spans) {
-        let _ = writeln!(
-            out,
-            "{:<12} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>7}",
-            row.flow_type.as_str(),
-            row.count,
-            row.errors,
-            row.avg_ms,
-            row.p50_ms,
-            row.p99_ms,
-            row.traces
-        );
-    }
-    out
-}
-
 fn frame(
     spans: &[ReceivedSpan],
     shards: &BTreeMap<String, ShardWatch>,
@@ -760,7 +739,11 @@ fn frame(
         ),
         String::new(),
     ];
-    lines.extend(flows_table(spans).lines().map(str::to_string));
+    lines.extend(
+        report::flows_table(&unique_flows(spans))
+            .lines()
+            .map(str::to_string),
+    );
     for (title, recent) in [
         ("last alerts", report::latest_alerts(spans, LIVE_RECENT)),
         (

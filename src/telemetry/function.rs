@@ -64,10 +64,13 @@ impl FunctionTelemetry {
     }
 
     /// Record spans under the current span, EMF lines on stdout, one log line per batch.
-    pub fn after_batch(&self, report: &BatchReport) {
+    pub fn after_batch(&self, report: &BatchReport, xray_trace_id: Option<&str>) {
         let invocation = tracing::Span::current().context();
         traces::emit_batch(&self.tracer, &invocation, report, &self.plan, &self.targets);
-        log_batch(report);
+        // The record spans leave before the response does; the invocation span closes when
+        // the runtime layer has posted the response, and its own flush sends it then.
+        self.flush();
+        log_batch(report, xray_trace_id);
         let cold_start = self.cold_start.swap(false, Ordering::Relaxed);
         let now_ms = chrono::Utc::now().timestamp_millis();
         let mut out = std::io::stdout().lock();

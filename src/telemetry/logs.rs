@@ -19,7 +19,9 @@ pub fn init_logs() {
 }
 
 /// One line per batch with its counts, one per failed or rejected record; never a payload.
-pub fn log_batch(report: &BatchReport) {
+/// `xray_trace_id` goes on every line, for correlation with the trace.
+pub fn log_batch(report: &BatchReport, xray_trace_id: Option<&str>) {
+    let trace = xray_trace_id.unwrap_or_default();
     let mut stored = 0;
     let mut alerted = 0;
     let mut dead_lettered = 0;
@@ -31,15 +33,20 @@ pub fn log_batch(report: &BatchReport) {
             Outcome::StoredAndAlerted { .. } => alerted += 1,
             Outcome::DeadLettered(reason) => {
                 dead_lettered += 1;
-                tracing::info!(flow_type = %record.flow, sequence_number = seq, shard_id = %record.origin.shard_id, reject_reason = reason.code(), payload_bytes = record.payload_len, "record dead-lettered");
+                tracing::info!(
+                    xray_trace_id = trace,
+                    flow_type = %record.flow, sequence_number = seq, shard_id = %record.origin.shard_id, reject_reason = reason.code(), payload_bytes = record.payload_len, "record dead-lettered");
             }
             Outcome::Failed(error) => {
                 failed += 1;
-                tracing::warn!(flow_type = %record.flow, sequence_number = seq, shard_id = %record.origin.shard_id, error = %error, "record failed, reported for retry");
+                tracing::warn!(
+                    xray_trace_id = trace,
+                    flow_type = %record.flow, sequence_number = seq, shard_id = %record.origin.shard_id, error = %error, "record failed, reported for retry");
             }
         }
     }
     tracing::info!(
+        xray_trace_id = trace,
         records = report.records.len(),
         stored,
         alerted,
