@@ -55,7 +55,8 @@ fn model(
     if reactor.is_empty() {
         return Err("reactor_empty");
     }
-    if reactor.chars().any(char::is_control) {
+    let bidi = |c: char| matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if reactor.chars().any(|c| c.is_control() || bidi(c)) {
         return Err("reactor_control_characters");
     }
     if reactor.chars().count() > MAX_REACTOR_ID_CHARS {
@@ -105,6 +106,7 @@ fn reactor_value() -> impl Strategy<Value = Value> {
         4 => "[a-z0-9-]{1,16}".prop_map(Value::String),
         1 => ".{0,40}".prop_map(Value::String),
         1 => "[\\x00-\\x1f\\x7f-\\u{9f}a-z]{1,8}".prop_map(Value::String),
+        1 => "[a-z\\u{200e}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069}]{1,8}".prop_map(Value::String),
         1 => "[a-zé]{125,131}".prop_map(Value::String),
         1 => Just(json!("")),
         1 => json_value(),

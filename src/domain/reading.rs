@@ -55,7 +55,10 @@ impl Reading {
         if reactor.is_empty() {
             return Err(Rejection::new(RejectReason::ReactorEmpty));
         }
-        if reactor.chars().any(char::is_control) {
+        if reactor
+            .chars()
+            .any(|c| c.is_control() || is_bidi_control(c))
+        {
             return Err(Rejection::new(RejectReason::ReactorControlCharacters));
         }
         if reactor.chars().count() > MAX_REACTOR_ID_CHARS {
@@ -78,6 +81,13 @@ impl Reading {
             traceparent,
         })
     }
+}
+
+/// Unicode bidirectional controls (U+061C, U+200E–U+200F, U+202A–U+202E, U+2066–U+2069):
+/// invisible, yet they reorder how the text around them is shown, so an id holding one
+/// could make an alert or a log line read as something else.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The payload's shape, with each field kept raw so that "missing", "null" and
@@ -312,6 +322,14 @@ mod tests {
             "é".repeat(128)
         );
         assert!(Reading::parse(longest.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_reactor_id_that_could_reorder_displayed_text_is_rejected() {
+        let spoof = "{\"temp\":1,\"reactor\":\"reactor-1\u{202E}1-rotcaer\",\"date\":\"2020-03-07T16:29:50Z\"}";
+        assert_eq!(reason(spoof.as_bytes()), "reactor_control_characters");
+        let isolate = "{\"temp\":1,\"reactor\":\"r\u{2067}x\",\"date\":\"2020-03-07T16:29:50Z\"}";
+        assert_eq!(reason(isolate.as_bytes()), "reactor_control_characters");
     }
 
     #[test]
