@@ -628,15 +628,24 @@ def deploy(args: argparse.Namespace) -> int:
         return ids[0]
 
     ref = lambda logical_id: t.physical[logical_id][0]  # noqa: E731
+
+    def name_check(what: str, got: str, parameter: str, default_key: str) -> None:
+        """The template's default is the code's (src/config.rs), and the name is the parameter's."""
+        spec = (doc.get("Parameters") or {}).get(parameter)
+        checks.true(f"{what} name is the parameter {parameter}", spec is not None, "(no such parameter)")
+        if spec is not None:
+            checks.eq(f"{parameter} default = config.rs defaults::{default_key}", spec.get("Default"),
+                      defaults[default_key])
+            checks.eq(f"{what} name = {parameter}", got, t.params[parameter])
     att = lambda logical_id, a: t.physical[logical_id][1][a]  # noqa: E731
 
     print("\n==> Kinesis stream")
     stream_id = one("AWS::Kinesis::Stream")
     stream = d.kinesis.describe_stream_summary(StreamName=ref(stream_id))["StreamDescriptionSummary"]
-    checks.eq("name = config.rs defaults::STREAM_NAME", stream["StreamName"], defaults["STREAM_NAME"])
+    name_check("stream", stream["StreamName"], "StreamName", "STREAM_NAME")
     checks.eq("status", stream["StreamStatus"], "ACTIVE")
     checks.eq("encryption", stream.get("EncryptionType"), "KMS")
-    checks.eq("encryption key", stream.get("KeyId"), resolved[stream_id]["StreamEncryption"]["KeyId"])
+    checks.eq("encryption key", stream.get("KeyId"), (resolved[stream_id].get("StreamEncryption") or {}).get("KeyId"))
     mode = stream.get("StreamModeDetails", {}).get("StreamMode")
     checks.eq("stream mode = StreamMode", mode, t.params.get("StreamMode", mode))
     if mode == "PROVISIONED" and "StreamShardCount" in t.params:
@@ -646,7 +655,7 @@ def deploy(args: argparse.Namespace) -> int:
     print("\n==> DynamoDB table")
     table_id = one("AWS::DynamoDB::Table")
     table = d.dynamodb.describe_table(TableName=ref(table_id))["Table"]
-    checks.eq("name = config.rs defaults::TABLE_NAME", table["TableName"], defaults["TABLE_NAME"])
+    name_check("table", table["TableName"], "TableName", "TABLE_NAME")
     checks.eq("key schema = dynamodb.rs attr::REACTOR (HASH), attr::READING_ID (RANGE)",
               [(k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]],
               [(attr["REACTOR"], "HASH"), (attr["READING_ID"], "RANGE")])
@@ -679,8 +688,7 @@ def deploy(args: argparse.Namespace) -> int:
         for st in statements(policy) if policies else []:
             checks.eq(f"{topic_id} policy {st.get('Sid')} names the topic", as_list(st["Resource"]), [ref(topic_id)])
     if alert_id:
-        checks.eq("alert topic name = config.rs defaults::ALERT_TOPIC_NAME",
-                  att(alert_id, "TopicName"), defaults["ALERT_TOPIC_NAME"])
+        name_check("alert topic", att(alert_id, "TopicName"), "AlertTopicName", "ALERT_TOPIC_NAME")
     on_call_ids = [i for i in topic_ids if i != alert_id]
     for topic_id in on_call_ids:
         key = resolved[topic_id]["KmsMasterKeyId"]
@@ -702,8 +710,7 @@ def deploy(args: argparse.Namespace) -> int:
     print("\n==> SQS on-failure queue")
     queue_id = one("AWS::SQS::Queue")
     qattrs = d.sqs.get_queue_attributes(QueueUrl=ref(queue_id), AttributeNames=["All"])["Attributes"]
-    checks.eq("name = config.rs defaults::ON_FAILURE_QUEUE_NAME", att(queue_id, "QueueName"),
-              defaults["ON_FAILURE_QUEUE_NAME"])
+    name_check("queue", att(queue_id, "QueueName"), "OnFailureQueueName", "ON_FAILURE_QUEUE_NAME")
     checks.eq("SSE-SQS", qattrs.get("SqsManagedSseEnabled"), "true")
     checks.eq("retention (s)", qattrs.get("MessageRetentionPeriod"), str(resolved[queue_id]["MessageRetentionPeriod"]))
     for st in statements(qattrs.get("Policy", "{}")):

@@ -13,6 +13,8 @@ pub mod env {
     pub const EMERGENCY_THRESHOLD_C: &str = "EMERGENCY_THRESHOLD_C";
     pub const MAX_IN_FLIGHT_REQUESTS: &str = "MAX_IN_FLIGHT_REQUESTS";
     pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
+    /// Optional: the stream's name, for the record spans.
+    pub const STREAM_NAME: &str = "STREAM_NAME";
 }
 
 /// Resource names shared with `template.yaml`'s defaults and the local stack.

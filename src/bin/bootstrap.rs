@@ -20,7 +20,7 @@ async fn main() -> Result<(), Error> {
     let sdk = aws::sdk_config(None).await;
     let targets = CallTargets {
         region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-        stream_name: String::new(),
+        stream_name: std::env::var(reactor_monitor::config::env::STREAM_NAME).unwrap_or_default(),
         table_name: config.table_name.clone(),
         topic_arn: config.alert_topic_arn.clone(),
         bucket: config.dead_letter_bucket.clone(),
