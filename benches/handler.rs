@@ -9,10 +9,10 @@ use chrono::{TimeZone, Utc};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use opentelemetry::trace::{TraceContextExt, Tracer};
 use reactor_monitor::adapters::memory::{MemoryAlerts, MemoryDeadLetters, MemoryStore};
-use reactor_monitor::domain::{SequenceNumber, Thresholds};
+use reactor_monitor::domain::SequenceNumber;
 use reactor_monitor::local::generate::{Mix, generate};
 use reactor_monitor::local::otlp::OtlpReceiver;
-use reactor_monitor::pipeline::{InboundRecord, Limits, Pipeline};
+use reactor_monitor::pipeline::{InboundRecord, Pipeline};
 use reactor_monitor::ports::Origin;
 use reactor_monitor::telemetry::traces::{self, CallTargets, TracePlan};
 
@@ -35,17 +35,7 @@ fn records() -> Vec<InboundRecord> {
 }
 
 fn pipeline() -> Pipeline<MemoryStore, MemoryStore, MemoryAlerts, MemoryDeadLetters> {
-    Pipeline {
-        store: MemoryStore::default(),
-        ledger: MemoryStore::default(),
-        publisher: MemoryAlerts::default(),
-        dead_letters: MemoryDeadLetters::default(),
-        thresholds: Thresholds::default(),
-        limits: Limits {
-            max_in_flight: 16,
-            deadline_margin: std::time::Duration::from_millis(1_500),
-        },
-    }
+    reactor_monitor::adapters::memory::pipeline(16)
 }
 
 fn handler(c: &mut Criterion) {

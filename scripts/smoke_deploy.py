@@ -753,6 +753,8 @@ def deploy(args: argparse.Namespace) -> int:
     if fn_id:
         env = resolved[fn_id].get("Environment", {}).get("Variables", {})
         checks.eq(f"{env_names['TABLE_NAME']} = the table", env.get(env_names["TABLE_NAME"]), ref(table_id))
+        if "STREAM_NAME" in env_names:
+            checks.eq(f"{env_names['STREAM_NAME']} = the stream", env.get(env_names["STREAM_NAME"]), ref(stream_id))
         if alert_id:
             checks.eq(f"{env_names['ALERT_TOPIC_ARN']} = the alert topic", env.get(env_names["ALERT_TOPIC_ARN"]),
                       ref(alert_id))

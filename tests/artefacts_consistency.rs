@@ -5,8 +5,11 @@
 //!
 //! Each test collects every problem it finds and fails once, listing them with where they are.
 
+#[path = "support/cloudformation.rs"]
+mod cloudformation;
+use cloudformation::{load, root};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use reactor_monitor::domain::{FlowType, Severity, Thresholds};
 use reactor_monitor::telemetry::names::{metrics, spans};
@@ -1085,66 +1088,6 @@ fn quoted_phrases(text: &str) -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 // Loading: YAML with CloudFormation's short-form tags, as the long-form JSON
 // ---------------------------------------------------------------------------------------------
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// A YAML file as JSON, CloudFormation's `!Tag value` turned into `{"Fn::Tag": value}`
-/// (`{"Ref": value}` for `!Ref`, `!GetAtt A.B` into `["A", "B"]`).
-fn load(path: &str) -> Value {
-    let text = std::fs::read_to_string(root().join(path))
-        .unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    let yaml: serde_norway::Value =
-        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"));
-    to_json(yaml)
-}
-
-fn to_json(yaml: serde_norway::Value) -> Value {
-    use serde_norway::Value as Y;
-    match yaml {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => n
-            .as_i64()
-            .map(Value::from)
-            .or_else(|| n.as_f64().map(Value::from))
-            .unwrap_or(Value::Null),
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        Y::Mapping(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        Y::String(s) => s,
-                        other => serde_norway::to_string(&other)
-                            .unwrap_or_default()
-                            .trim()
-                            .to_owned(),
-                    };
-                    (key, to_json(v))
-                })
-                .collect(),
-        ),
-        Y::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            let name = tag.trim_start_matches('!');
-            let key = if name == "Ref" {
-                "Ref".to_owned()
-            } else {
-                format!("Fn::{name}")
-            };
-            let value = match (name, to_json(tagged.value)) {
-                ("GetAtt", Value::String(s)) => match s.split_once('.') {
-                    Some((resource, attribute)) => serde_json::json!([resource, attribute]),
-                    None => Value::String(s),
-                },
-                (_, v) => v,
-            };
-            serde_json::json!({ key: value })
-        }
-    }
-}
 
 fn resources_of_type(template: &Value, kind: &str) -> Vec<(String, Value)> {
     template["Resources"]

@@ -4,9 +4,11 @@
 //!
 //! Each test collects every problem it finds and fails once, listing them with where they are.
 
-use std::path::PathBuf;
+#[path = "support/cloudformation.rs"]
+mod cloudformation;
+use cloudformation::load;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 const TEMPLATE: &str = "template.yaml";
 
@@ -378,10 +380,6 @@ fn covers(resources: &[Value], name: &str, kind: &str) -> bool {
 // Loading: YAML with CloudFormation's short-form tags, as the long-form JSON
 // ---------------------------------------------------------------------------------------------
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// template.yaml and the local templates its nested applications and stacks deploy.
 fn templates() -> Vec<(String, Value)> {
     let template = load(TEMPLATE);
@@ -398,62 +396,6 @@ fn templates() -> Vec<(String, Value)> {
     }
     all.insert(0, (TEMPLATE.to_owned(), template));
     all
-}
-
-/// A YAML file as JSON, CloudFormation's `!Tag value` turned into `{"Fn::Tag": value}`
-/// (`{"Ref": value}` for `!Ref`, `!GetAtt A.B` into `["A", "B"]`).
-fn load(path: &str) -> Value {
-    let text = std::fs::read_to_string(root().join(path))
-        .unwrap_or_else(|e| panic!("cannot read {path}: {e}"));
-    let yaml: serde_norway::Value =
-        serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{path} is not YAML: {e}"));
-    to_json(yaml)
-}
-
-fn to_json(yaml: serde_norway::Value) -> Value {
-    use serde_norway::Value as Y;
-    match yaml {
-        Y::Null => Value::Null,
-        Y::Bool(b) => Value::Bool(b),
-        Y::Number(n) => n
-            .as_i64()
-            .map(Value::from)
-            .or_else(|| n.as_f64().map(Value::from))
-            .unwrap_or(Value::Null),
-        Y::String(s) => Value::String(s),
-        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
-        Y::Mapping(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| {
-                    let key = match k {
-                        Y::String(s) => s,
-                        other => serde_norway::to_string(&other)
-                            .unwrap_or_default()
-                            .trim()
-                            .to_owned(),
-                    };
-                    (key, to_json(v))
-                })
-                .collect(),
-        ),
-        Y::Tagged(tagged) => {
-            let tag = tagged.tag.to_string();
-            let name = tag.trim_start_matches('!');
-            let key = if name == "Ref" {
-                "Ref".to_owned()
-            } else {
-                format!("Fn::{name}")
-            };
-            let value = match (name, to_json(tagged.value)) {
-                ("GetAtt", Value::String(s)) => match s.split_once('.') {
-                    Some((resource, attribute)) => json!([resource, attribute]),
-                    None => Value::String(s),
-                },
-                (_, v) => v,
-            };
-            json!({ key: value })
-        }
-    }
 }
 
 fn resource_map(template: &Value) -> Map<String, Value> {

@@ -175,3 +175,20 @@ impl DeadLetterSink for MemoryDeadLetters {
         Ok(())
     }
 }
+
+/// A pipeline over in-memory ports with the default thresholds, for tests and benchmarks.
+pub fn pipeline(
+    max_in_flight: usize,
+) -> crate::pipeline::Pipeline<MemoryStore, MemoryStore, MemoryAlerts, MemoryDeadLetters> {
+    crate::pipeline::Pipeline {
+        store: MemoryStore::default(),
+        ledger: MemoryStore::default(),
+        publisher: MemoryAlerts::default(),
+        dead_letters: MemoryDeadLetters::default(),
+        thresholds: crate::domain::Thresholds::default(),
+        limits: crate::pipeline::Limits {
+            max_in_flight,
+            deadline_margin: std::time::Duration::from_millis(200),
+        },
+    }
+}

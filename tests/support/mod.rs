@@ -3,24 +3,14 @@
 
 use chrono::{TimeZone, Utc};
 use reactor_monitor::adapters::memory::{MemoryAlerts, MemoryDeadLetters, MemoryStore};
-use reactor_monitor::domain::{SequenceNumber, Thresholds};
-use reactor_monitor::pipeline::{InboundRecord, Limits, Pipeline};
+use reactor_monitor::domain::SequenceNumber;
+use reactor_monitor::pipeline::{InboundRecord, Pipeline};
 use reactor_monitor::ports::Origin;
 
 pub type MemoryPipeline = Pipeline<MemoryStore, MemoryStore, MemoryAlerts, MemoryDeadLetters>;
 
 pub fn memory_pipeline() -> MemoryPipeline {
-    Pipeline {
-        store: MemoryStore::default(),
-        ledger: MemoryStore::default(),
-        publisher: MemoryAlerts::default(),
-        dead_letters: MemoryDeadLetters::default(),
-        thresholds: Thresholds::default(),
-        limits: Limits {
-            max_in_flight: 4,
-            deadline_margin: std::time::Duration::from_millis(200),
-        },
-    }
+    reactor_monitor::adapters::memory::pipeline(4)
 }
 
 pub fn payload(reactor: &str, temp: f64) -> Vec<u8> {
