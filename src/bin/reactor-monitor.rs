@@ -37,6 +37,9 @@ enum Command {
     Local(LocalArgs),
     /// Put generated readings into a stream, like the Kinesis Data Generator.
     ///
+    /// With --endpoint (or AWS_ENDPOINT_URL): an emulator, dummy credentials. Without: the
+    /// deployed stream in AWS, with your usual credentials and region (like the AWS CLI).
+    ///
     /// Example: reactor-monitor generate --endpoint http://127.0.0.1:5000 --count 500 --rate 100
     Generate(GenerateArgs),
     /// Run the handler once on a Kinesis event JSON file and print its response.

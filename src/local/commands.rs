@@ -28,6 +28,9 @@ async fn with_endpoint<T>(
     result
 }
 
+/// Puts generated readings into a stream. With an endpoint (or `AWS_ENDPOINT_URL`) it talks
+/// to that emulator with dummy credentials; without, to the deployed stream in AWS with the
+/// standard credential chain, like the AWS CLI.
 pub async fn generate(
     endpoint: Option<String>,
     stream: &str,
@@ -35,22 +38,23 @@ pub async fn generate(
     rate: Option<f64>,
     mix: &Mix,
 ) -> anyhow::Result<()> {
-    with_endpoint(endpoint, async |endpoint| {
-        let sdk = aws::local_sdk_config(endpoint).await;
-        let kinesis = aws_sdk_kinesis::Client::new(&sdk);
-        let records = generate::generate(mix, count);
-        let bar = indicatif::ProgressBar::new(count as u64);
-        let placements =
-            generate::put_records(&kinesis, stream, &records, rate, &bar, &AtomicUsize::new(0))
-                .await?;
-        bar.finish();
-        eprintln!(
-            "put {} readings into {stream} at {endpoint}",
-            placements.len()
-        );
-        Ok(())
-    })
-    .await
+    let endpoint = endpoint.or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let sdk = match &endpoint {
+        Some(endpoint) => aws::local_sdk_config(endpoint).await,
+        None => aws::sdk_config(None).await,
+    };
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let records = generate::generate(mix, count);
+    let bar = indicatif::ProgressBar::new(count as u64);
+    let placements =
+        generate::put_records(&kinesis, stream, &records, rate, &bar, &AtomicUsize::new(0)).await?;
+    bar.finish();
+    let target = endpoint.unwrap_or_else(|| "AWS".to_string());
+    eprintln!(
+        "put {} readings into {stream} at {target}",
+        placements.len()
+    );
+    Ok(())
 }
 
 /// Runs the handler once on an event file. The configuration comes from the environment
