@@ -60,6 +60,14 @@ fn local_with_an_input_file_prints_one_json_object_that_accounts_for_every_recor
     assert_eq!(report["verified"]["alerts_delivered"], 2);
     assert_eq!(report["verified"]["dead_letters"], 1);
     assert_eq!(report["lost"], 0);
+    let flows = report["flows"].as_array().unwrap();
+    let alerting = flows
+        .iter()
+        .find(|f| f["flow_type"] == "store+alert")
+        .unwrap();
+    assert_eq!(alerting["count"], 2);
+    assert_eq!(alerting["entry_point"], "Kinesis indications-stream");
+    assert_eq!(report["outcome_flows"].as_array().unwrap().len(), 3);
 }
 
 #[test]

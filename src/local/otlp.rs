@@ -46,10 +46,29 @@ impl ReceivedSpan {
     }
 }
 
+/// Received spans, oldest first.
+#[derive(Default)]
+struct SpanStore {
+    spans: std::collections::VecDeque<ReceivedSpan>,
+    total: usize,
+    capacity: Option<usize>,
+}
+
+impl SpanStore {
+    fn extend(&mut self, received: Vec<ReceivedSpan>) {
+        self.total += received.len();
+        self.spans.extend(received);
+        if let Some(capacity) = self.capacity {
+            let excess = self.spans.len().saturating_sub(capacity);
+            self.spans.drain(..excess);
+        }
+    }
+}
+
 /// A running receiver; its spans are shared with whoever holds the handle.
 pub struct OtlpReceiver {
     pub endpoint: String,
-    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    spans: Arc<Mutex<SpanStore>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -62,12 +81,31 @@ impl OtlpReceiver {
     }
 
     pub async fn start_forwarding(forward_to: Option<String>) -> anyhow::Result<Self> {
+        Self::start_with(forward_to, None).await
+    }
+
+    /// A receiver that keeps only the `capacity` most recent spans, for runs without an end.
+    pub async fn start_bounded(capacity: usize) -> anyhow::Result<Self> {
+        Self::start_with(
+            std::env::var(FORWARD_ENV).ok().filter(|v| !v.is_empty()),
+            Some(capacity),
+        )
+        .await
+    }
+
+    async fn start_with(
+        forward_to: Option<String>,
+        capacity: Option<usize>,
+    ) -> anyhow::Result<Self> {
         let forward: Option<Arc<str>> = forward_to.map(|e| Arc::from(e.trim_end_matches('/')));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("binding the OTLP receiver")?;
         let endpoint = format!("http://{}", listener.local_addr()?);
-        let spans: Arc<Mutex<Vec<ReceivedSpan>>> = Arc::default();
+        let spans = Arc::new(Mutex::new(SpanStore {
+            capacity,
+            ..SpanStore::default()
+        }));
         let shared = spans.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -90,8 +128,20 @@ impl OtlpReceiver {
         })
     }
 
+    /// The spans kept: all of them, or the most recent ones of a bounded receiver.
     pub fn spans(&self) -> Vec<ReceivedSpan> {
-        self.spans.lock().expect("spans lock").clone()
+        self.spans
+            .lock()
+            .expect("spans lock")
+            .spans
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Spans received since the start, including those a bounded receiver let go.
+    pub fn total_received(&self) -> usize {
+        self.spans.lock().expect("spans lock").total
     }
 }
 
@@ -106,7 +156,7 @@ pub const FORWARD_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
 async fn receive(
     req: Request<Incoming>,
-    spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    spans: Arc<Mutex<SpanStore>>,
     forward: Option<Arc<str>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let reply = |status: StatusCode, body: Vec<u8>| {

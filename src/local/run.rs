@@ -95,8 +95,12 @@ pub struct LocalReport {
     pub lost: i64,
     /// Alerts expected from the readings that were stored and not delivered.
     pub missing_alerts: i64,
+    /// Per flow type from the handler's own outcomes (`outcome_flows` in JSON).
+    #[serde(rename = "outcome_flows")]
     pub flows: Vec<FlowRow>,
-    /// The unique-flows view computed from the spans received over OTLP.
+    /// The unique-flows view computed from the spans received over OTLP (`flows` in JSON):
+    /// flow, entry point, traces, errors, avg / p50 / p99, resources touched.
+    #[serde(rename = "flows")]
     pub trace_flows: Vec<TraceFlowRow>,
     /// What `reactor-monitor report` draws: flow map, example traces, temperatures.
     pub flow_report: FlowReport,
@@ -121,7 +125,8 @@ impl LocalReport {
 /// The handler as the emulated event source mapping invokes it: real event JSON in.
 pub struct InProcessFunction {
     pub pipeline: AwsPipeline,
-    pub summary: Mutex<RunSummary>,
+    /// Every record's fate, for a run with an end; `None` for `up`, which runs for ever.
+    pub summary: Option<Mutex<RunSummary>>,
     pub tracing: Option<LocalTracing>,
 }
 
@@ -203,10 +208,12 @@ impl Invoke for InProcessFunction {
             cx.span().end();
         }
         crate::telemetry::log_batch(&report, None);
-        self.summary
-            .lock()
-            .expect("summary lock")
-            .record_batch(&report, started.elapsed());
+        if let Some(summary) = &self.summary {
+            summary
+                .lock()
+                .expect("summary lock")
+                .record_batch(&report, started.elapsed());
+        }
         let response = result.map_err(|e| e.to_string())?;
         // Through JSON, as Lambda reads the response.
         let json = serde_json::to_vec(&response).map_err(|e| e.to_string())?;
@@ -293,7 +300,7 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     };
     let function = Arc::new(InProcessFunction {
         pipeline: aws::pipeline(&handler_sdk, &config),
-        summary: Mutex::new(RunSummary::default()),
+        summary: Some(Mutex::new(RunSummary::default())),
         tracing: Some(LocalTracing::new(
             &provider,
             options.trace_plan,
@@ -329,7 +336,12 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     let verified = verify::verify(&sdk, &resources, &placements).await?;
     shut_down_tracing(provider).await?;
     let spans = receiver.spans();
-    let summary = function.summary.lock().expect("summary lock");
+    let summary = function
+        .summary
+        .as_ref()
+        .expect("a local run keeps its summary")
+        .lock()
+        .expect("summary lock");
     let mut report = report(
         endpoint,
         options,

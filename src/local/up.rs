@@ -35,6 +35,9 @@ use crate::telemetry::names::spans as names;
 use crate::telemetry::traces::{self, TracePlan};
 
 /// How often the live view refreshes (and spans are flushed to the receiver).
+/// Spans `up` keeps for its view and report: the most recent ones, so memory stays flat
+/// however long it runs (a few KB a span as kept here).
+const SPAN_WINDOW: usize = 10_000;
 const REFRESH: Duration = Duration::from_secs(1);
 /// Beyond the function timeout, how long stopping may wait for the batch in flight.
 const STOP_MARGIN: Duration = Duration::from_secs(15);
@@ -160,13 +163,13 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
             last_sequence_numbers(&kinesis, &resources.stream_arn, &shard_ids).await?
         }
     };
-    let receiver = OtlpReceiver::start().await?;
+    let receiver = OtlpReceiver::start_bounded(SPAN_WINDOW).await?;
     let provider = traces::otlp_provider(Some(&receiver.endpoint)).map_err(anyhow::Error::msg)?;
     let config = resources.config();
     let function = Arc::new(Watched {
         function: InProcessFunction {
             pipeline: aws::pipeline(&sdk, &config),
-            summary: Mutex::default(),
+            summary: None,
             tracing: Some(LocalTracing::new(
                 &provider,
                 options.trace_plan,
@@ -221,7 +224,12 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
 
     run::shut_down_tracing(provider).await?;
     let spans = receiver.spans();
-    view.finish(&spans, &function.shards(), &progress);
+    view.finish(
+        &spans,
+        receiver.total_received(),
+        &function.shards(),
+        &progress,
+    );
     if let Some(path) = &options.report {
         FlowReport::from_spans(&spans, config.thresholds)
             .write_html(path, &Headline::up(endpoint, started, Utc::now()))?;
@@ -264,6 +272,7 @@ impl Session<'_> {
                     flush(self.provider).await;
                     view.refresh(
                         &self.receiver.spans(),
+                        self.receiver.total_received(),
                         &self.function.shards(),
                         self.progress,
                     );
@@ -576,7 +585,7 @@ struct LiveView {
     terminal: bool,
     /// Lines of the frame on screen, to move back over.
     drawn: usize,
-    /// Spans already logged (the receiver only appends).
+    /// Spans already logged, counted since the start.
     logged: usize,
 }
 
@@ -598,13 +607,14 @@ impl LiveView {
     fn refresh(
         &mut self,
         spans: &[ReceivedSpan],
+        total: usize,
         shards: &BTreeMap<String, ShardWatch>,
         progress: &MappingProgress,
     ) {
         if self.terminal {
             self.redraw(&frame(spans, shards, progress));
         } else {
-            self.log(spans, shards, progress);
+            self.log(spans, total, shards, progress);
         }
     }
 
@@ -626,11 +636,13 @@ impl LiveView {
     fn log(
         &mut self,
         spans: &[ReceivedSpan],
+        total: usize,
         shards: &BTreeMap<String, ShardWatch>,
         progress: &MappingProgress,
     ) {
-        let fresh = &spans[self.logged.min(spans.len())..];
-        self.logged = spans.len();
+        let new = total.saturating_sub(self.logged).min(spans.len());
+        let fresh = &spans[spans.len() - new..];
+        self.logged = total;
         let records: Vec<&ReceivedSpan> =
             fresh.iter().filter(|s| s.name == names::RECORD).collect();
         if records.is_empty() {
@@ -652,6 +664,7 @@ impl LiveView {
     fn finish(
         &mut self,
         spans: &[ReceivedSpan],
+        total: usize,
         shards: &BTreeMap<String, ShardWatch>,
         progress: &MappingProgress,
     ) {
@@ -659,7 +672,7 @@ impl LiveView {
             self.drawn = 0;
             self.redraw(&frame(spans, shards, progress));
         } else {
-            self.log(spans, shards, progress);
+            self.log(spans, total, shards, progress);
             print!("{}", report::flows_table(&unique_flows(spans)));
         }
     }
