@@ -480,3 +480,38 @@ fn the_unique_flows_name_their_entry_point_and_the_resources_they_touch() {
         .unwrap();
     assert_eq!(rejected.resources, ["S3 dead-letters"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fully_traced_batch_larger_than_the_export_queue_loses_no_span() {
+    use opentelemetry::trace::{TraceContextExt, Tracer};
+    let receiver = OtlpReceiver::start_forwarding(None).await.unwrap();
+    let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
+    let tracer = traces::tracer(&provider);
+    let payloads: Vec<Vec<u8>> = (0..4_000).map(|i| payload("r", (i % 900) as f64)).collect();
+    let report = memory_pipeline().process(batch(payloads), None).await;
+
+    let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
+    let flush = || tokio::task::block_in_place(|| provider.force_flush().unwrap());
+    let traced = traces::emit_batch_flushing(
+        &tracer,
+        &invocation,
+        &report,
+        &TracePlan::default(),
+        &CallTargets::default(),
+        &flush,
+    );
+    invocation.span().end();
+    tokio::task::block_in_place(|| provider.force_flush().unwrap());
+
+    let spans = receiver.spans();
+    assert_eq!(traced, 4_000);
+    assert_eq!(
+        spans.iter().filter(|s| s.name == spans::RECORD).count(),
+        4_000
+    );
+    assert!(
+        spans.len() > 8_192,
+        "more spans than the queue holds: {}",
+        spans.len()
+    );
+}

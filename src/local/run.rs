@@ -133,6 +133,8 @@ pub struct InProcessFunction {
 /// Where a local run sends its spans, and the plan it follows.
 pub struct LocalTracing {
     pub tracer: SdkTracer,
+    /// Flushed between slices of a large batch, so that the export queue never overflows.
+    pub provider: opentelemetry_sdk::trace::SdkTracerProvider,
     pub plan: TracePlan,
     pub targets: CallTargets,
 }
@@ -148,6 +150,7 @@ impl LocalTracing {
         let config = resources.config();
         Self {
             tracer: traces::tracer(provider),
+            provider: provider.clone(),
             plan,
             targets: CallTargets {
                 region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
@@ -195,12 +198,25 @@ impl Invoke for InProcessFunction {
         let (report, result) =
             lambda::handle_batch(&self.pipeline, LambdaEvent::new(payload, context)).await;
         if let (Some(tracing), Some(cx)) = (&self.tracing, &invocation) {
-            traces::emit_batch(
+            // The receiver runs on this runtime: the flush waits off the worker thread.
+            let flush = || {
+                let flush = || {
+                    let _ = tracing.provider.force_flush();
+                };
+                match tokio::runtime::Handle::current().runtime_flavor() {
+                    tokio::runtime::RuntimeFlavor::MultiThread => {
+                        tokio::task::block_in_place(flush)
+                    }
+                    _ => flush(),
+                }
+            };
+            traces::emit_batch_flushing(
                 &tracing.tracer,
                 cx,
                 &report,
                 &tracing.plan,
                 &tracing.targets,
+                &flush,
             );
             if let Err(e) = &result {
                 cx.span().set_status(Status::error(e.to_string()));

@@ -66,7 +66,14 @@ impl FunctionTelemetry {
     /// Record spans under the current span, EMF lines on stdout, one log line per batch.
     pub fn after_batch(&self, report: &BatchReport, xray_trace_id: Option<&str>) {
         let invocation = tracing::Span::current().context();
-        traces::emit_batch(&self.tracer, &invocation, report, &self.plan, &self.targets);
+        traces::emit_batch_flushing(
+            &self.tracer,
+            &invocation,
+            report,
+            &self.plan,
+            &self.targets,
+            &|| self.flush(),
+        );
         // The record spans leave before the response does; the invocation span closes when
         // the runtime layer has posted the response, and its own flush sends it then.
         self.flush();

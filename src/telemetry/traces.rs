@@ -37,8 +37,12 @@ pub mod env {
 /// 150 keeps an invocation trace well under X-Ray's ~500 KB trace document.
 pub const DEFAULT_MAX_RECORD_SPANS_PER_TRACE: usize = 150;
 
-/// Spans queued for export: a fully traced 10,000-record batch fits.
-const MAX_QUEUED_SPANS: usize = 65_536;
+/// Spans queued for export. The queue is allocated up front (a few hundred bytes a slot), so
+/// it is kept small and a large batch is emitted in slices with a flush between them.
+const MAX_QUEUED_SPANS: usize = 8_192;
+
+/// Traced records emitted between two flushes: at most 6 spans each, within the queue.
+pub const FLUSH_EVERY_TRACED_RECORDS: usize = 1_000;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TracePlan {
@@ -214,6 +218,19 @@ pub fn emit_batch(
     plan: &TracePlan,
     targets: &CallTargets,
 ) -> usize {
+    emit_batch_flushing(tracer, invocation, report, plan, targets, &|| {})
+}
+
+/// As [`emit_batch`], calling `flush` after every [`FLUSH_EVERY_TRACED_RECORDS`] traced
+/// records so that the export queue never overflows and no span is dropped.
+pub fn emit_batch_flushing(
+    tracer: &SdkTracer,
+    invocation: &Context,
+    report: &BatchReport,
+    plan: &TracePlan,
+    targets: &CallTargets,
+    flush: &dyn Fn(),
+) -> usize {
     let clock = Clock::now();
     let invocation_link = invocation.span().span_context().clone();
     let mut traced = 0;
@@ -233,6 +250,9 @@ pub fn emit_batch(
         }
         emit_record(tracer, &parent, links, record, targets, &clock);
         traced += 1;
+        if traced % FLUSH_EVERY_TRACED_RECORDS == 0 {
+            flush();
+        }
     }
     traced
 }
