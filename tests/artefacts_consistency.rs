@@ -7,7 +7,7 @@
 
 #[path = "support/cloudformation.rs"]
 mod cloudformation;
-use cloudformation::{load, root};
+use cloudformation::{assert_no_problems, load, root};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -1178,13 +1178,4 @@ fn rust_sources() -> String {
     let mut out = String::new();
     walk(&root().join("src"), &mut out);
     out
-}
-
-fn assert_no_problems(what: &str, problems: Vec<String>) {
-    assert!(
-        problems.is_empty(),
-        "{what}: {} problem(s)\n  - {}\n",
-        problems.len(),
-        problems.join("\n  - ")
-    );
 }

@@ -90,7 +90,6 @@ async fn run_mapping(records: usize, batch_size: usize, retries: u32, script: Bo
         region: "us-east-1".into(),
         stream_arn: resources.stream_arn.clone(),
         on_failure_queue_url: Some(resources.on_failure_queue_url.clone()),
-        on_failure_queue_arn: Some(resources.on_failure_queue_arn.clone()),
         function_timeout: Duration::from_secs(10),
         starting_positions: HashMap::new(),
         only_started_shards: false,

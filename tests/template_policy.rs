@@ -6,7 +6,7 @@
 
 #[path = "support/cloudformation.rs"]
 mod cloudformation;
-use cloudformation::load;
+use cloudformation::{assert_no_problems, load};
 
 use serde_json::{Map, Value};
 
@@ -428,13 +428,4 @@ fn strings(value: &Value) -> Vec<String> {
         .iter()
         .filter_map(|v| v.as_str().map(String::from))
         .collect()
-}
-
-fn assert_no_problems(what: &str, problems: Vec<String>) {
-    assert!(
-        problems.is_empty(),
-        "{what}: {} problem(s)\n  - {}\n",
-        problems.len(),
-        problems.join("\n  - ")
-    );
 }

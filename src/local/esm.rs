@@ -37,7 +37,6 @@ pub struct MappingSettings {
     pub region: String,
     pub stream_arn: String,
     pub on_failure_queue_url: Option<String>,
-    pub on_failure_queue_arn: Option<String>,
     /// The function's timeout: each invocation's deadline.
     pub function_timeout: Duration,
     /// Where to start reading each shard; shards not named start at `TRIM_HORIZON`, as in

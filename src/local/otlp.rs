@@ -18,7 +18,7 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::domain::FlowType;
-use crate::local::summary::percentile;
+use crate::local::summary::avg_p50_p99;
 use crate::telemetry::names::spans;
 
 /// A span as received over OTLP.
@@ -319,7 +319,7 @@ pub fn unique_flows(spans: &[ReceivedSpan]) -> Vec<TraceFlowRow> {
                 })
                 .collect();
             let mut durations: Vec<f64> = records.iter().map(|s| s.duration_ms()).collect();
-            durations.sort_by(f64::total_cmp);
+            let (avg_ms, p50_ms, p99_ms) = avg_p50_p99(&mut durations);
             let traces: std::collections::HashSet<&str> =
                 records.iter().map(|s| s.trace_id.as_str()).collect();
             let record_ids: std::collections::HashSet<&str> =
@@ -338,13 +338,9 @@ pub fn unique_flows(spans: &[ReceivedSpan]) -> Vec<TraceFlowRow> {
                 flow_type: flow,
                 count: records.len(),
                 errors: records.iter().filter(|s| s.error).count(),
-                avg_ms: if durations.is_empty() {
-                    0.0
-                } else {
-                    durations.iter().sum::<f64>() / durations.len() as f64
-                },
-                p50_ms: percentile(&durations, 0.5),
-                p99_ms: percentile(&durations, 0.99),
+                avg_ms,
+                p50_ms,
+                p99_ms,
                 traces: traces.len(),
                 entry_point,
                 resources: resources.into_iter().collect(),

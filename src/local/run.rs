@@ -360,7 +360,6 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
         .expect("summary lock");
     let mut report = report(
         endpoint,
-        options,
         &records,
         &summary,
         &progress,
@@ -423,7 +422,6 @@ pub(crate) fn mapping_settings(
             .unwrap_or_else(|| LOCAL_REGION.into()),
         stream_arn: resources.stream_arn.clone(),
         on_failure_queue_url: Some(resources.on_failure_queue_url.clone()),
-        on_failure_queue_arn: Some(resources.on_failure_queue_arn.clone()),
         function_timeout: options.function_timeout,
         starting_positions,
         only_started_shards: true,
@@ -433,7 +431,6 @@ pub(crate) fn mapping_settings(
 #[allow(clippy::too_many_arguments)]
 fn report(
     endpoint: &str,
-    options: &LocalOptions,
     records: &[OutgoingRecord],
     summary: &RunSummary,
     progress: &MappingProgress,
@@ -500,7 +497,6 @@ fn report(
         invocation_p99_ms: crate::local::summary::percentile(&latencies, 0.99),
         verdict: String::new(),
     };
-    let _ = options;
     report.verdict = if report.ok() {
         format!(
             "OK: {} produced = {} stored + {} dead-lettered; {} alerts delivered; nothing lost",

@@ -85,42 +85,28 @@ impl RunSummary {
                     .get(&flow)
                     .map(|v| v.iter().map(|d| d.as_secs_f64() * 1e3).collect())
                     .unwrap_or_default();
-                d.sort_by(f64::total_cmp);
+                let (avg_ms, p50_ms, p99_ms) = avg_p50_p99(&mut d);
                 FlowRow {
                     flow_type: flow,
                     count: d.len(),
                     errors: self.errors.get(&flow).copied().unwrap_or(0),
-                    avg_ms: if d.is_empty() {
-                        0.0
-                    } else {
-                        d.iter().sum::<f64>() / d.len() as f64
-                    },
-                    p50_ms: percentile(&d, 0.50),
-                    p99_ms: percentile(&d, 0.99),
+                    avg_ms,
+                    p50_ms,
+                    p99_ms,
                 }
             })
             .collect()
     }
+}
 
-    /// The per-flow table as on-screen text.
-    pub fn flows_table(&self) -> String {
-        let mut out = format!(
-            "{:<12} {:>8} {:>7} {:>9} {:>9} {:>9}\n",
-            "flow_type", "count", "errors", "avg ms", "p50 ms", "p99 ms"
-        );
-        for row in self.flows() {
-            out.push_str(&format!(
-                "{:<12} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2}\n",
-                row.flow_type.as_str(),
-                row.count,
-                row.errors,
-                row.avg_ms,
-                row.p50_ms,
-                row.p99_ms
-            ));
-        }
-        out
+/// Average, p50 and p99 of durations in milliseconds (sorts them in place); zeros when empty.
+pub fn avg_p50_p99(ms: &mut [f64]) -> (f64, f64, f64) {
+    if ms.is_empty() {
+        return (0.0, 0.0, 0.0);
     }
+    ms.sort_by(f64::total_cmp);
+    let avg = ms.iter().sum::<f64>() / ms.len() as f64;
+    (avg, percentile(ms, 0.50), percentile(ms, 0.99))
 }
 
 /// Nearest-rank percentile of sorted values.

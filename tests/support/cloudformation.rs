@@ -64,3 +64,13 @@ pub fn to_json(yaml: serde_norway::Value) -> Value {
         }
     }
 }
+
+/// Fails with every problem found, one per line.
+pub fn assert_no_problems(what: &str, problems: Vec<String>) {
+    assert!(
+        problems.is_empty(),
+        "{what}: {} problem(s)\n  - {}\n",
+        problems.len(),
+        problems.join("\n  - ")
+    );
+}
