@@ -32,12 +32,14 @@ impl From<KinesisEventRecord> for InboundRecord {
     }
 }
 
+/// The event's Kinesis records, as they came: KPL aggregates are unpacked by the pipeline.
 pub fn inbound_records(event: KinesisEvent) -> Vec<InboundRecord> {
     event.records.into_iter().map(InboundRecord::from).collect()
 }
 
 impl BatchReport {
-    /// The partial batch response: every failed record, lowest sequence number first.
+    /// The partial batch response: every Kinesis record with a failed reading, once, lowest
+    /// sequence number first.
     pub fn response(&self) -> KinesisEventResponse {
         let mut response = KinesisEventResponse::default();
         for seq in self.failed_sequence_numbers() {

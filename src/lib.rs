@@ -6,6 +6,7 @@ pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod kinesis;
+pub mod kpl;
 pub mod lambda;
 pub mod local;
 pub mod pipeline;

@@ -1,6 +1,8 @@
 //! Batch processing: every record of a batch ends in exactly one outcome.
 //!
-//! Decoding is pure and happens first; then the writes of readings, the alert path
+//! Decoding is pure and happens first. A KPL aggregated Kinesis record is unpacked into its
+//! user records, each a reading of its own with its own outcome; one that cannot be unpacked
+//! is dead-lettered whole. Then the writes of readings, the alert path
 //! (ledger lookup → publish → ledger record) and the dead-letter writes run concurrently,
 //! all through one gate that bounds requests in flight and stops starting new ones
 //! before the invocation deadline.
@@ -13,12 +15,14 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::domain::{FlowType, Reading, RejectReason, SequenceNumber, Severity, Thresholds};
+use crate::kpl;
 use crate::ports::{
     Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, FailureKind, Located, Origin,
     ReadingStore, TransientError,
 };
 
 /// One Kinesis record as the pipeline sees it: payload bytes and where they sit in the stream.
+/// Once a KPL aggregate is unpacked, each of its user records is one too.
 #[derive(Debug, Clone)]
 pub struct InboundRecord {
     pub origin: Origin,
@@ -50,7 +54,8 @@ pub enum Outcome {
     Failed(TransientError),
 }
 
-/// The fate of one record, with everything its telemetry needs.
+/// The fate of one record, with everything its telemetry needs: one per reading, so one per
+/// user record of a KPL aggregate (its `origin.sequence_number` has the subsequence).
 #[derive(Debug, Clone)]
 pub struct RecordReport {
     pub origin: Origin,
@@ -79,16 +84,19 @@ pub struct BatchReport {
 }
 
 impl BatchReport {
-    /// Sequence numbers to report in `batchItemFailures`, lowest first. Lambda checkpoints
-    /// at the lowest and delivers everything after it again.
-    pub fn failed_sequence_numbers(&self) -> Vec<&SequenceNumber> {
-        let mut failed: Vec<&SequenceNumber> = self
+    /// Sequence numbers to report in `batchItemFailures`, lowest first, each once. Lambda
+    /// checkpoints at the lowest and delivers everything after it again. Kinesis knows only
+    /// its own records: a failed user record of an aggregate reports the aggregate, whose
+    /// redelivery replays its other user records too (idempotent, see `ReadingStore`).
+    pub fn failed_sequence_numbers(&self) -> Vec<SequenceNumber> {
+        let mut failed: Vec<SequenceNumber> = self
             .records
             .iter()
             .filter(|r| r.is_failure())
-            .map(|r| &r.origin.sequence_number)
+            .map(|r| r.origin.sequence_number.kinesis_record())
             .collect();
         failed.sort();
+        failed.dedup();
         failed
     }
 
@@ -212,10 +220,10 @@ where
         records: Vec<InboundRecord>,
         deadline: Option<Instant>,
     ) -> BatchReport {
-        let slots: Vec<Slot> = records
-            .into_iter()
-            .map(|record| self.decode(record))
-            .collect();
+        let mut slots: Vec<Slot> = Vec::with_capacity(records.len());
+        for record in records {
+            self.decode_into(record, &mut slots);
+        }
         let gate = Gate {
             permits: Semaphore::new(self.limits.max_in_flight.max(1)),
             stop_starting_at: deadline.map(|d| d - self.limits.deadline_margin),
@@ -291,7 +299,43 @@ where
         }
     }
 
-    fn decode(&self, record: InboundRecord) -> Slot {
+    /// The slots of one Kinesis record: itself, or the user records of a KPL aggregate (each
+    /// charged an equal share of the unpacking), or the whole aggregate when it is corrupt.
+    fn decode_into(&self, record: InboundRecord, slots: &mut Vec<Slot>) {
+        let started = std::time::Instant::now();
+        match kpl::deaggregate(&record.data) {
+            None => slots.push(self.decode(record, Duration::ZERO)),
+            Some(Err(corruption)) => {
+                let origin = &record.origin;
+                tracing::warn!(shard_id = %origin.shard_id, sequence_number = %origin.sequence_number, payload_bytes = record.data.len(), detail = %corruption, "corrupt KPL aggregate, dead-lettered whole");
+                slots.push(Slot {
+                    record,
+                    parsed: Err(RejectReason::CorruptAggregate),
+                    severity: None,
+                    decoded_in: started.elapsed(),
+                });
+            }
+            Some(Ok(users)) => {
+                let unpacking = started.elapsed() / users.len().max(1) as u32;
+                let origin = record.origin;
+                for (index, user) in (0u64..).zip(users) {
+                    let user_origin = Origin {
+                        shard_id: origin.shard_id.clone(),
+                        sequence_number: origin.sequence_number.user_record(index),
+                        partition_key: user.partition_key,
+                        arrival: origin.arrival,
+                    };
+                    let inbound = InboundRecord {
+                        origin: user_origin,
+                        data: user.data,
+                    };
+                    slots.push(self.decode(inbound, unpacking));
+                }
+            }
+        }
+    }
+
+    fn decode(&self, record: InboundRecord, unpacking: Duration) -> Slot {
         let started = std::time::Instant::now();
         let parsed = Reading::parse(&record.data).map_err(|r| r.reason);
         let severity = parsed
@@ -302,7 +346,7 @@ where
             record,
             parsed,
             severity,
-            decoded_in: started.elapsed(),
+            decoded_in: unpacking + started.elapsed(),
         }
     }
 

@@ -306,11 +306,11 @@ fn failure_kind(report: &BatchReport, sequence_number: &str) -> Option<FailureKi
     }
 }
 
-fn failed(report: &BatchReport) -> Vec<&str> {
+fn failed(report: &BatchReport) -> Vec<String> {
     report
         .failed_sequence_numbers()
-        .into_iter()
-        .map(|s| s.as_str())
+        .iter()
+        .map(|s| s.as_str().to_string())
         .collect()
 }
 

@@ -114,3 +114,14 @@ fn help_explains_each_command() {
         assert!(help.contains(command), "{help}");
     }
 }
+
+#[test]
+fn generate_help_explains_what_aggregation_is_and_why() {
+    let output = cli().args(["generate", "--help"]).output().unwrap();
+    let help = String::from_utf8(output.stdout).unwrap();
+
+    assert!(help.contains("--aggregate <N>"), "{help}");
+    for teaches in ["Kinesis Producer Library", "1,000 records/s", "1 MiB"] {
+        assert!(help.contains(teaches), "{teaches}: {help}");
+    }
+}

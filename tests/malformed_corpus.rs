@@ -8,7 +8,8 @@ use std::collections::HashSet;
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use reactor_monitor::adapters::s3::{S3DeadLetters, meta};
-use reactor_monitor::domain::Reading;
+use reactor_monitor::domain::{Reading, RejectReason, Rejection};
+use reactor_monitor::kpl;
 use reactor_monitor::pipeline::Outcome;
 use reactor_monitor::{aws, lambda};
 use support::{emulator_with_resources, kinesis_event, lambda_event, payload};
@@ -568,12 +569,30 @@ fn corpus() -> Vec<Malformed> {
             "not_json",
         ),
     ];
-    corpus.push(Malformed {
-        category: "KPL aggregation",
-        name: "magic prefix, corrupted protobuf body and digest",
-        payload: kpl,
-        reason: None,
-    });
+    let mut aggregator = kpl::Aggregator::new(10);
+    assert!(aggregator.try_add("reactor-1", &valid()) && aggregator.try_add("reactor-2", &valid()));
+    let mut bad_digest = aggregator.finish().unwrap().data;
+    *bad_digest.last_mut().unwrap() ^= 0x01;
+    corpus.extend([
+        bad(
+            "KPL aggregation",
+            "magic prefix, corrupted protobuf body and digest",
+            kpl,
+            "corrupt_kpl_aggregate",
+        ),
+        bad(
+            "KPL aggregation",
+            "two readings with one bit of the digest flipped",
+            bad_digest,
+            "corrupt_kpl_aggregate",
+        ),
+        bad(
+            "KPL aggregation",
+            "the magic alone",
+            KPL_MAGIC.to_vec(),
+            "corrupt_kpl_aggregate",
+        ),
+    ]);
     corpus
 }
 
@@ -619,7 +638,11 @@ fn the_corpus_is_at_least_forty_distinct_payloads_in_every_category_of_the_contr
 fn every_malformed_payload_is_rejected_with_its_reason_and_nothing_panics() {
     let mut wrong = Vec::new();
     for m in corpus() {
-        let parsed = std::panic::catch_unwind(|| Reading::parse(&m.payload));
+        // As the handler reads a Kinesis record: a KPL aggregate is unpacked first.
+        let parsed = std::panic::catch_unwind(|| match kpl::deaggregate(&m.payload) {
+            Some(Err(_)) => Err(Rejection::new(RejectReason::CorruptAggregate)),
+            _ => Reading::parse(&m.payload),
+        });
         let got = match parsed {
             Err(_) => {
                 wrong.push(format!("{}: panicked", label(&m)));

@@ -78,10 +78,10 @@ async fn a_failed_write_reports_only_that_record_and_the_retry_completes_it() {
     let payloads: Vec<Vec<u8>> = (0..6).map(|i| payload("r1", 100.0 + i as f64)).collect();
 
     let first = pipeline.process(batch(payloads.clone()), None).await;
-    let failed: Vec<&str> = first
+    let failed: Vec<String> = first
         .failed_sequence_numbers()
         .iter()
-        .map(|s| s.as_str())
+        .map(|s| s.to_string())
         .collect();
     assert_eq!(failed, ["3"]);
     assert_eq!(first.response().batch_item_failures.len(), 1);

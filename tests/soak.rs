@@ -78,6 +78,7 @@ async fn a_steady_flow_keeps_memory_flat_and_the_iterator_age_low() {
                 count,
                 Some(rate),
                 &Mix::default(),
+                None,
             )
             .await
         }

@@ -59,14 +59,22 @@ impl DynamoDbStore {
         }
     }
 
-    /// The sort key of a reading.
+    /// The sort key of a reading: `<UTC instant>#<shard id>#<sequence number>`, and for a user
+    /// record of a KPL aggregate `…#<sequence number>:<subsequence>` (its position in the
+    /// aggregate), so that the user records of one Kinesis record never share a key and a
+    /// replayed aggregate maps each of them to the same key again.
     pub fn reading_id(located: &Located<'_>) -> String {
-        format!(
+        let seq = &located.origin.sequence_number;
+        let mut id = format!(
             "{}#{}#{}",
             located.reading.utc_timestamp(),
             located.origin.shard_id,
-            located.origin.sequence_number
-        )
+            seq.as_str()
+        );
+        if let Some(index) = seq.subsequence() {
+            id.push_str(&format!(":{index}"));
+        }
+        id
     }
 
     pub fn reading_item(located: &Located<'_>) -> HashMap<String, AttributeValue> {

@@ -39,6 +39,8 @@ enum Command {
     ///
     /// With --endpoint (or AWS_ENDPOINT_URL): an emulator, dummy credentials. Without: the
     /// deployed stream in AWS, with your usual credentials and region (like the AWS CLI).
+    /// With --aggregate N, like a producer using the Kinesis Producer Library: up to N
+    /// readings per Kinesis record.
     ///
     /// Example: reactor-monitor generate --endpoint http://127.0.0.1:5000 --count 500 --rate 100
     Generate(GenerateArgs),
@@ -94,6 +96,28 @@ struct MixArgs {
     seed: u64,
 }
 
+#[derive(Args)]
+struct AggregateArgs {
+    /// Pack up to N readings into each Kinesis record, in the Kinesis Producer Library's
+    /// aggregation format.
+    ///
+    /// A shard accepts at most 1,000 records/s, so producers above that rate aggregate many
+    /// user records into one Kinesis record (up to 1 MiB): a magic number, a protobuf list
+    /// of records with their partition keys, and an MD5 digest. The handler unpacks each
+    /// aggregate and treats every reading in it as its own record: its own outcome, trace and
+    /// DynamoDB key (`…#<sequence number>:<position>`); a failed reading makes Lambda retry
+    /// the whole aggregate (Kinesis knows only the aggregate), which the idempotent keys make
+    /// safe. Corrupted readings stay individual bad readings inside a valid aggregate.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    aggregate: Option<u32>,
+}
+
+impl AggregateArgs {
+    fn per_record(&self) -> Option<usize> {
+        self.aggregate.map(|n| n as usize)
+    }
+}
+
 impl MixArgs {
     fn mix(&self) -> anyhow::Result<Mix> {
         let shares = [self.warning_share, self.emergency_share, self.corrupt_share];
@@ -135,6 +159,8 @@ struct LocalArgs {
     max_retries: u32,
     #[command(flatten)]
     mix: MixArgs,
+    #[command(flatten)]
+    aggregate: AggregateArgs,
     /// Print one JSON object with the counts and the read-back at the end, nothing else.
     #[arg(long)]
     json: bool,
@@ -174,6 +200,8 @@ struct GenerateArgs {
     rate: Option<f64>,
     #[command(flatten)]
     mix: MixArgs,
+    #[command(flatten)]
+    aggregate: AggregateArgs,
 }
 
 #[derive(Args)]
@@ -253,6 +281,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 batch_size: args.batch_size as usize,
                 shards: args.shards,
                 mix: args.mix.mix()?,
+                aggregate: args.aggregate.per_record(),
                 batching_window: Duration::from_millis(args.batching_window_ms),
                 maximum_retry_attempts: args.max_retries,
                 names: ResourceNames::default(),
@@ -292,6 +321,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 count,
                 args.rate,
                 &args.mix.mix()?,
+                args.aggregate.per_record(),
             )
             .await?;
             Ok(ExitCode::SUCCESS)

@@ -7,5 +7,5 @@ mod thresholds;
 
 pub use flow::FlowType;
 pub use reading::{Field, MAX_REACTOR_ID_CHARS, Reading, RejectReason, Rejection};
-pub use sequence::SequenceNumber;
+pub use sequence::{NotASequenceNumber, SequenceNumber};
 pub use thresholds::{Severity, Thresholds, ThresholdsError};

@@ -172,6 +172,10 @@ pub enum RejectReason {
     ReactorTooLong,
     ReactorControlCharacters,
     DateInvalid,
+    /// A Kinesis record with the KPL aggregation magic whose digest does not match, whose
+    /// protobuf does not decode, or whose user records point outside its key tables: it is
+    /// dead-lettered whole, since its user records cannot be told apart.
+    CorruptAggregate,
 }
 
 impl RejectReason {
@@ -194,6 +198,7 @@ impl RejectReason {
             Self::ReactorTooLong => "reactor_too_long",
             Self::ReactorControlCharacters => "reactor_control_characters",
             Self::DateInvalid => "date_not_rfc3339",
+            Self::CorruptAggregate => "corrupt_kpl_aggregate",
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The producer: generated readings (or a JSON Lines file) put into a stream with PutRecords.
+//! The producer: generated readings (or a JSON Lines file) put into a stream with PutRecords,
+//! one reading per Kinesis record or, like the KPL, many in one aggregated record.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -13,6 +14,8 @@ use indicatif::ProgressBar;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Deserialize;
+
+use crate::kpl;
 
 /// PutRecords takes at most 500 records and 5 MiB per request.
 pub const MAX_PUT_RECORDS: usize = 500;
@@ -50,7 +53,8 @@ pub enum Intent {
     Corrupt,
 }
 
-/// One record to put: its payload and partition key.
+/// One record to put: its payload and partition key. `intent` is the generator's, for a
+/// generated reading; `None` for a record read from a file and for an aggregated record.
 #[derive(Debug, Clone)]
 pub struct OutgoingRecord {
     pub partition_key: String,
@@ -109,6 +113,45 @@ pub fn generate(mix: &Mix, count: usize) -> Vec<OutgoingRecord> {
             }
         })
         .collect()
+}
+
+/// Packs records into KPL aggregated records of up to `per_record` readings each, and at most
+/// Kinesis' 1 MiB: the same readings in fewer Kinesis records, as a producer does past a
+/// shard's 1,000 records/s. A record too large to share one is put on its own, unchanged.
+pub fn aggregate(records: &[OutgoingRecord], per_record: usize) -> Vec<OutgoingRecord> {
+    let mut aggregator = kpl::Aggregator::new(per_record);
+    let mut out = Vec::new();
+    for record in records {
+        if aggregator.try_add(&record.partition_key, &record.data) {
+            continue;
+        }
+        out.extend(aggregator.finish().map(aggregated));
+        if !aggregator.try_add(&record.partition_key, &record.data) {
+            out.push(record.clone());
+        }
+    }
+    out.extend(aggregator.finish().map(aggregated));
+    out
+}
+
+fn aggregated(record: kpl::Aggregated) -> OutgoingRecord {
+    OutgoingRecord {
+        partition_key: record.partition_key,
+        data: record.data,
+        intent: None,
+    }
+}
+
+/// Readings in these Kinesis records, counted as the handler will: every user record of a
+/// readable KPL aggregate, one for any other record (a corrupt aggregate is one dead letter).
+pub fn readings_in(records: &[OutgoingRecord]) -> usize {
+    records
+        .iter()
+        .map(|r| match kpl::deaggregate(&r.data) {
+            Some(Ok(users)) => users.len(),
+            _ => 1,
+        })
+        .sum()
 }
 
 #[derive(Deserialize)]
@@ -280,6 +323,37 @@ mod tests {
                 "{intent:?} missing"
             );
         }
+    }
+
+    #[test]
+    fn aggregated_readings_unpack_to_the_same_readings_in_order() {
+        let readings = generate(&Mix::default(), 1_000);
+
+        let records = aggregate(&readings, 64);
+
+        assert_eq!(records.len(), 1_000usize.div_ceil(64));
+        assert_eq!(readings_in(&records), 1_000);
+        let unpacked: Vec<kpl::UserRecord> = records
+            .iter()
+            .flat_map(|r| kpl::deaggregate(&r.data).unwrap().unwrap())
+            .collect();
+        for (user, reading) in unpacked.iter().zip(&readings) {
+            assert_eq!(user.data, reading.data);
+            assert_eq!(user.partition_key, reading.partition_key);
+        }
+        assert_eq!(records[0].partition_key, readings[0].partition_key);
+    }
+
+    #[test]
+    fn a_record_too_large_to_share_an_aggregate_is_put_alone() {
+        let mut readings = generate(&Mix::default(), 3);
+        readings[1].data = vec![b'x'; 1024 * 1024 - 16];
+
+        let records = aggregate(&readings, 10);
+
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[1].data, readings[1].data);
+        assert_eq!(readings_in(&records), 3);
     }
 
     #[test]

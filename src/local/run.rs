@@ -42,6 +42,9 @@ pub struct LocalOptions {
     pub batch_size: usize,
     pub shards: u32,
     pub mix: Mix,
+    /// Pack up to this many readings into each Kinesis record (KPL aggregation); `None`: one
+    /// reading per record.
+    pub aggregate: Option<usize>,
     pub batching_window: Duration,
     pub maximum_retry_attempts: u32,
     pub function_timeout: Duration,
@@ -61,6 +64,7 @@ impl Default for LocalOptions {
             batch_size: 100,
             shards: 1,
             mix: Mix::default(),
+            aggregate: None,
             batching_window: Duration::from_millis(500),
             maximum_retry_attempts: 5,
             function_timeout: Duration::from_secs(60),
@@ -82,13 +86,17 @@ pub struct Alerted {
 #[derive(Debug, Clone, Serialize)]
 pub struct LocalReport {
     pub endpoint: String,
+    /// Readings put into the stream: user records of KPL aggregates count one each.
     pub produced: usize,
+    /// Kinesis records that carried them: fewer than `produced` with `--aggregate`.
+    pub kinesis_records: usize,
     pub stored: usize,
     pub alerted: Alerted,
     pub dead_lettered: usize,
-    /// Records delivered again after a failure (partial batch responses, function errors).
+    /// Kinesis records delivered again after a failure (partial batch responses, function errors).
     pub retried: usize,
-    /// Records the mapping gave up on after bounded retries (sent to the on-failure destination).
+    /// Kinesis records the mapping gave up on after bounded retries (sent to the on-failure
+    /// destination).
     pub exhausted: usize,
     pub verified: Verified,
     /// produced − verified items − verified dead letters.
@@ -281,10 +289,15 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     let sdk = aws::local_sdk_config(endpoint).await;
     let resources = resources::create(&sdk, &options.names, options.shards).await?;
 
-    let records: Vec<OutgoingRecord> = match &options.input {
+    let readings: Vec<OutgoingRecord> = match &options.input {
         Some(path) => generate::read_input(path)?,
         None => generate::generate(&options.mix, options.readings),
     };
+    let records = match options.aggregate {
+        Some(per_record) => generate::aggregate(&readings, per_record),
+        None => readings,
+    };
+    let produced = generate::readings_in(&records);
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
     let put_calls = AtomicUsize::new(0);
     let produce_started = Instant::now();
@@ -360,7 +373,8 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
         .expect("summary lock");
     let mut report = report(
         endpoint,
-        &records,
+        produced,
+        records.len(),
         &summary,
         &progress,
         verified,
@@ -431,7 +445,8 @@ pub(crate) fn mapping_settings(
 #[allow(clippy::too_many_arguments)]
 fn report(
     endpoint: &str,
-    records: &[OutgoingRecord],
+    produced: usize,
+    kinesis_records: usize,
     summary: &RunSummary,
     progress: &MappingProgress,
     verified: Verified,
@@ -439,7 +454,6 @@ fn report(
     produce_seconds: f64,
     process_seconds: f64,
 ) -> LocalReport {
-    let produced = records.len();
     let alerted = Alerted {
         warning: summary.count(|f| f == Fate::Alerted(Severity::Warning)),
         emergency: summary.count(|f| f == Fate::Alerted(Severity::Emergency)),
@@ -467,6 +481,7 @@ fn report(
     let mut report = LocalReport {
         endpoint: endpoint.to_string(),
         produced,
+        kinesis_records,
         stored: summary.count(|f| matches!(f, Fate::Stored | Fate::Alerted(_))),
         alerted,
         dead_lettered: summary.count(|f| f == Fate::DeadLettered),
@@ -507,7 +522,7 @@ fn report(
         )
     } else {
         format!(
-            "FAILED: lost {} of {} records, {} alerts missing, {} duplicate alerts",
+            "FAILED: lost {} of {} readings, {} alerts missing, {} duplicate alerts",
             report.lost, report.produced, report.missing_alerts, report.verified.duplicate_alerts
         )
     };

@@ -20,7 +20,8 @@ pub enum Fate {
 /// Everything the handler reported during a run.
 #[derive(Debug, Default)]
 pub struct RunSummary {
-    /// Latest fate per (shard, sequence number).
+    /// Latest fate per reading: (shard, sequence number with the subsequence of a user record
+    /// of a KPL aggregate), so the readings of one aggregate are counted each.
     pub fates: HashMap<(String, String), (FlowType, Fate)>,
     durations: BTreeMap<FlowType, Vec<Duration>>,
     errors: BTreeMap<FlowType, usize>,

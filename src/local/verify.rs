@@ -1,5 +1,6 @@
-//! Reads the emulator back: which produced records are in the table, in the dead-letter
-//! sink, and which alerts reached the on-call queue.
+//! Reads the emulator back: which produced readings are in the table, in the dead-letter
+//! sink, and which alerts reached the on-call queue. Counted per reading: the user records of
+//! a KPL aggregate share their Kinesis record's sequence number and differ by subsequence.
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,13 +12,14 @@ use crate::adapters::dynamodb::{KIND_READING, attr};
 use crate::adapters::s3::KEY_PREFIX;
 use crate::adapters::sns::attr as sns_attr;
 use crate::aws::s3_client;
+use crate::domain::SequenceNumber;
 use crate::local::generate::Placement;
 use crate::local::resources::Resources;
 
 /// What the emulator holds for the records of a run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Verified {
-    /// Readings in the table whose origin is one of the run's records.
+    /// Readings in the table whose origin is one of the run's Kinesis records.
     pub items: usize,
     /// Alerts delivered to the queue subscribed to the alert topic.
     pub alerts_delivered: usize,
@@ -33,6 +35,8 @@ pub struct Verified {
 struct Notification {
     #[serde(rename = "Subject")]
     subject: Option<String>,
+    #[serde(rename = "Message", default)]
+    message: String,
     #[serde(rename = "MessageAttributes", default)]
     attributes: HashMap<String, NotificationAttribute>,
 }
@@ -77,7 +81,9 @@ pub async fn verify(
         if !produced.contains(&(shard, seq)) {
             continue;
         }
-        if !seen.insert((shard.to_string(), seq.to_string())) {
+        // The text names the reading (its date, and the subsequence of an aggregated one):
+        // the same text twice is the same alert twice.
+        if !seen.insert((shard.to_string(), seq.to_string(), n.message)) {
             verified.duplicate_alerts += 1;
             continue;
         }
@@ -104,25 +110,26 @@ async fn readings_in_table(
             .scan()
             .table_name(&resources.names.table)
             .filter_expression("#kind = :reading")
-            .projection_expression("#shard, #seq")
+            .projection_expression("#id")
             .expression_attribute_names("#kind", attr::KIND)
-            .expression_attribute_names("#shard", attr::SHARD_ID)
-            .expression_attribute_names("#seq", attr::SEQUENCE_NUMBER)
+            .expression_attribute_names("#id", attr::READING_ID)
             .expression_attribute_values(":reading", AttributeValue::S(KIND_READING.into()))
             .set_exclusive_start_key(start.take())
             .send()
             .await
             .context("scanning the table")?;
         for item in page.items() {
-            let text = |name| {
-                item.get(name)
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                    .unwrap_or_default()
-            };
-            let key = (text(attr::SHARD_ID), text(attr::SEQUENCE_NUMBER));
-            if produced.contains(&key) {
-                found.insert((key.0.to_string(), key.1.to_string()));
+            let id = item
+                .get(attr::READING_ID)
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                .unwrap_or_default();
+            // `DynamoDbStore::reading_id`: <UTC instant>#<shard id>#<sequence number>[:<subsequence>]
+            let mut parts = id.splitn(3, '#').skip(1);
+            if let (Some(shard), Some(seq)) = (parts.next(), parts.next())
+                && let Some(seq) = of_run(produced, shard, seq)
+            {
+                found.insert((shard.to_string(), seq));
             }
         }
         match page.last_evaluated_key {
@@ -154,8 +161,9 @@ async fn dead_letters(
                 .key()
                 .unwrap_or_default()
                 .trim_start_matches(KEY_PREFIX);
+            // `S3DeadLetters::object_key`: <shard id>/<sequence number>[:<subsequence>]
             if let Some((shard, seq)) = key.split_once('/')
-                && produced.contains(&(shard, seq))
+                && of_run(produced, shard, seq).is_some()
             {
                 count += 1;
             }
@@ -165,6 +173,12 @@ async fn dead_letters(
             _ => return Ok(count),
         }
     }
+}
+
+/// The sequence number written as `text`, when it is (part of) one of the run's records.
+fn of_run(produced: &HashSet<(&str, &str)>, shard: &str, text: &str) -> Option<SequenceNumber> {
+    let seq: SequenceNumber = text.parse().ok()?;
+    produced.contains(&(shard, seq.as_str())).then_some(seq)
 }
 
 /// Receives and deletes every message of a queue.

@@ -60,6 +60,9 @@ pub mod spans {
     pub const TEMPERATURE_C: &str = "temperature_c";
     pub const REJECT_REASON: &str = "reject_reason";
     pub const OUTCOME: &str = "outcome";
+    /// A user record's position in its KPL aggregated record (the KCL's subsequence number);
+    /// absent on a record that was not aggregated.
+    pub const SUBSEQUENCE_NUMBER: &str = "subsequence_number";
     /// The attribute the ADOT awsxray exporter reads to index attributes as annotations.
     pub const XRAY_ANNOTATIONS: &str = "aws.xray.annotations";
     /// Keys X-Ray indexes as annotations (`_`, never `.`, in annotation keys).
