@@ -69,7 +69,7 @@ impl DeadLetterSink for S3DeadLetters {
             .body(ByteStream::from(letter.payload.to_vec()))
             .metadata(meta::REASON, letter.reason.code())
             .metadata(meta::SHARD_ID, encode_metadata(&o.shard_id))
-            .metadata(meta::SEQUENCE_NUMBER, o.sequence_number.as_str())
+            .metadata(meta::SEQUENCE_NUMBER, o.sequence_number.to_string())
             .metadata(meta::PARTITION_KEY, encode_metadata(&o.partition_key))
             .metadata(
                 meta::ARRIVED_AT,

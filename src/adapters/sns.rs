@@ -77,7 +77,7 @@ impl SnsAlerts {
             )
             .message_attributes(
                 attr::SEQUENCE_NUMBER,
-                string(alert.located.origin.sequence_number.as_str()).map_err(invalid)?,
+                string(&alert.located.origin.sequence_number.to_string()).map_err(invalid)?,
             )
             .build()
             .map_err(invalid)

@@ -35,8 +35,6 @@ pub struct Verified {
 struct Notification {
     #[serde(rename = "Subject")]
     subject: Option<String>,
-    #[serde(rename = "Message", default)]
-    message: String,
     #[serde(rename = "MessageAttributes", default)]
     attributes: HashMap<String, NotificationAttribute>,
 }
@@ -73,17 +71,18 @@ pub async fn verify(
             .get(sns_attr::SHARD_ID)
             .map(|a| a.value.as_str())
             .unwrap_or_default();
-        let seq = n
+        // `<sequence number>`, or `<sequence number>:<subsequence>` for an aggregated reading.
+        let reading = n
             .attributes
             .get(sns_attr::SEQUENCE_NUMBER)
             .map(|a| a.value.as_str())
             .unwrap_or_default();
+        let seq = reading.split_once(':').map_or(reading, |(seq, _)| seq);
         if !produced.contains(&(shard, seq)) {
             continue;
         }
-        // The text names the reading (its date, and the subsequence of an aggregated one):
-        // the same text twice is the same alert twice.
-        if !seen.insert((shard.to_string(), seq.to_string(), n.message)) {
+        // The same reading alerted twice is a duplicate, whatever the text says.
+        if !seen.insert((shard.to_string(), reading.to_string())) {
             verified.duplicate_alerts += 1;
             continue;
         }

@@ -27,7 +27,6 @@ pub fn log_batch(report: &BatchReport, xray_trace_id: Option<&str>) {
     let mut dead_lettered = 0;
     let mut failed = 0;
     for record in &report.records {
-        let seq = record.origin.sequence_number.as_str();
         match &record.outcome {
             Outcome::Stored => stored += 1,
             Outcome::StoredAndAlerted { .. } => alerted += 1,
@@ -35,13 +34,13 @@ pub fn log_batch(report: &BatchReport, xray_trace_id: Option<&str>) {
                 dead_lettered += 1;
                 tracing::info!(
                     xray_trace_id = trace,
-                    flow_type = %record.flow, sequence_number = seq, shard_id = %record.origin.shard_id, reject_reason = reason.code(), payload_bytes = record.payload_len, "record dead-lettered");
+                    flow_type = %record.flow, sequence_number = %record.origin.sequence_number, shard_id = %record.origin.shard_id, reject_reason = reason.code(), payload_bytes = record.payload_len, "record dead-lettered");
             }
             Outcome::Failed(error) => {
                 failed += 1;
                 tracing::warn!(
                     xray_trace_id = trace,
-                    flow_type = %record.flow, sequence_number = seq, shard_id = %record.origin.shard_id, error = %error, "record failed, reported for retry");
+                    flow_type = %record.flow, sequence_number = %record.origin.sequence_number, shard_id = %record.origin.shard_id, error = %error, "record failed, reported for retry");
             }
         }
     }

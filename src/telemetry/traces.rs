@@ -9,7 +9,7 @@
 //! `MAX_RECORD_SPANS_PER_TRACE` traced records hang under the invocation, the others start
 //! traces of their own, linked to the invocation. Counts stay exact in the EMF metrics.
 
-use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use opentelemetry::trace::{
@@ -118,6 +118,35 @@ pub struct CallTargets {
     pub table_name: String,
     pub topic_arn: String,
     pub bucket: String,
+}
+
+/// The attributes of a batch's targets, built once per batch: their values are reference
+/// counted, so the thousands of spans of a batch share them instead of copying the strings.
+struct Targets {
+    destination: KeyValue,
+    region: KeyValue,
+    table: KeyValue,
+    topic: KeyValue,
+    bucket: KeyValue,
+}
+
+impl Targets {
+    fn new(targets: &CallTargets) -> Self {
+        let shared = |s: &str| StringValue::from(Arc::<str>::from(s));
+        Self {
+            destination: KeyValue::new(
+                semconv::MESSAGING_DESTINATION_NAME,
+                shared(&targets.stream_name),
+            ),
+            region: KeyValue::new(semconv::CLOUD_REGION, shared(&targets.region)),
+            table: KeyValue::new(
+                semconv::AWS_DYNAMODB_TABLE_NAMES,
+                Value::Array(Array::String(vec![shared(&targets.table_name)])),
+            ),
+            topic: KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, shared(&targets.topic_arn)),
+            bucket: KeyValue::new(semconv::AWS_S3_BUCKET, shared(&targets.bucket)),
+        }
+    }
 }
 
 /// A tracer provider exporting OTLP/HTTP (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`
@@ -232,6 +261,7 @@ pub fn emit_batch_flushing(
     flush: &dyn Fn(),
 ) -> usize {
     let clock = Clock::now();
+    let targets = Targets::new(targets);
     let invocation_link = invocation.span().span_context().clone();
     let mut traced = 0;
     for record in &report.records {
@@ -248,7 +278,7 @@ pub fn emit_batch_flushing(
         if own_trace && invocation_link.is_valid() {
             links.push(Link::with_context(invocation_link.clone()));
         }
-        emit_record(tracer, &parent, links, record, targets, &clock);
+        emit_record(tracer, &parent, links, record, &targets, &clock);
         traced += 1;
         if traced % FLUSH_EVERY_TRACED_RECORDS == 0 {
             flush();
@@ -257,15 +287,17 @@ pub fn emit_batch_flushing(
     traced
 }
 
-fn record_attributes(record: &RecordReport, targets: &CallTargets) -> Vec<KeyValue> {
-    let mut attrs = vec![
+fn record_attributes(
+    record: &RecordReport,
+    reactor: Option<&StringValue>,
+    targets: &Targets,
+) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(14);
+    attrs.extend([
         KeyValue::new(spans::FLOW_TYPE, record.flow.as_str()),
         KeyValue::new(semconv::MESSAGING_SYSTEM, "aws_kinesis"),
         KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "process"),
-        KeyValue::new(
-            semconv::MESSAGING_DESTINATION_NAME,
-            targets.stream_name.clone(),
-        ),
+        targets.destination.clone(),
         KeyValue::new(
             semconv::MESSAGING_DESTINATION_PARTITION_ID,
             record.origin.shard_id.clone(),
@@ -278,10 +310,14 @@ fn record_attributes(record: &RecordReport, targets: &CallTargets) -> Vec<KeyVal
             semconv::MESSAGING_MESSAGE_BODY_SIZE,
             record.payload_len as i64,
         ),
-    ];
-    let mut indexed: Vec<StringValue> = vec![spans::FLOW_TYPE.into()];
-    if let Some(reading) = &record.reading {
-        attrs.push(KeyValue::new(spans::REACTOR, reading.reactor.clone()));
+    ]);
+    if let Some(index) = record.origin.sequence_number.subsequence() {
+        attrs.push(KeyValue::new(spans::SUBSEQUENCE_NUMBER, index as i64));
+    }
+    let mut indexed: Vec<StringValue> = Vec::with_capacity(3);
+    indexed.push(spans::FLOW_TYPE.into());
+    if let (Some(reading), Some(reactor)) = (&record.reading, reactor) {
+        attrs.push(KeyValue::new(spans::REACTOR, reactor.clone()));
         attrs.push(KeyValue::new(spans::TEMPERATURE_C, reading.temp_c));
         indexed.push(spans::REACTOR.into());
     }
@@ -317,11 +353,17 @@ pub fn outcome_name(outcome: &Outcome) -> &'static str {
     }
 }
 
-/// The attributes every span of a record carries (flow and what it is about).
-fn shared_attributes(record: &RecordReport) -> Vec<KeyValue> {
-    let mut attrs = vec![KeyValue::new(spans::FLOW_TYPE, record.flow.as_str())];
-    if let Some(reading) = &record.reading {
-        attrs.push(KeyValue::new(spans::REACTOR, reading.reactor.clone()));
+/// The attributes every span of a record carries (flow and what it is about), with `extra`
+/// room for the span's own.
+fn shared_attributes(
+    record: &RecordReport,
+    reactor: Option<&StringValue>,
+    extra: usize,
+) -> Vec<KeyValue> {
+    let mut attrs = Vec::with_capacity(4 + extra);
+    attrs.push(KeyValue::new(spans::FLOW_TYPE, record.flow.as_str()));
+    if let Some(reactor) = reactor {
+        attrs.push(KeyValue::new(spans::REACTOR, reactor.clone()));
     }
     if let Some(severity) = record.severity {
         attrs.push(KeyValue::new(spans::SEVERITY, severity.as_str()));
@@ -337,9 +379,15 @@ fn emit_record(
     parent: &Context,
     mut links: Vec<Link>,
     record: &RecordReport,
-    targets: &CallTargets,
+    targets: &Targets,
     clock: &Clock,
 ) {
+    // One copy of the reactor id for all the record's spans.
+    let reactor = record
+        .reading
+        .as_ref()
+        .map(|r| StringValue::from(Arc::<str>::from(r.reactor.as_str())));
+    let reactor = reactor.as_ref();
     if let Some(producer) = record
         .reading
         .as_ref()
@@ -361,7 +409,7 @@ fn emit_record(
         .span_builder(spans::RECORD)
         .with_kind(SpanKind::Consumer)
         .with_start_time(start)
-        .with_attributes(record_attributes(record, targets))
+        .with_attributes(record_attributes(record, reactor, targets))
         .with_links(links)
         .start_with_context(tracer, parent);
     if let Outcome::Failed(error) = &record.outcome {
@@ -375,18 +423,16 @@ fn emit_record(
         );
     }
     let cx = parent.with_remote_span_context(span.span_context().clone());
-    let shared = shared_attributes(record);
-
     let mut decode = tracer
         .span_builder(spans::DECODE)
         .with_kind(SpanKind::Internal)
         .with_start_time(start)
-        .with_attributes(shared.clone())
+        .with_attributes(shared_attributes(record, reactor, 0))
         .start_with_context(tracer, &cx);
     decode.end_with_timestamp(start + record.decoded_in);
 
     for call in &record.calls {
-        emit_call(tracer, &cx, call, &shared, targets, clock);
+        emit_call(tracer, &cx, call, record, reactor, targets, clock);
     }
     span.end_with_timestamp(end.max(start));
 }
@@ -395,35 +441,22 @@ fn emit_call(
     tracer: &SdkTracer,
     parent: &Context,
     call: &CallTiming,
-    shared: &[KeyValue],
-    targets: &CallTargets,
+    record: &RecordReport,
+    reactor: Option<&StringValue>,
+    targets: &Targets,
     clock: &Clock,
 ) {
-    let (service, resource): (&str, Option<KeyValue>) = match call.operation {
-        "BatchWriteItem" | "BatchGetItem" | "PutItem" => (
-            "DynamoDB",
-            Some(KeyValue::new(
-                semconv::AWS_DYNAMODB_TABLE_NAMES,
-                Value::Array(Array::String(vec![targets.table_name.clone().into()])),
-            )),
-        ),
-        "PublishBatch" | "Publish" => (
-            "SNS",
-            Some(KeyValue::new(
-                semconv::AWS_SNS_TOPIC_ARN,
-                targets.topic_arn.clone(),
-            )),
-        ),
-        "PutObject" => (
-            "S3",
-            Some(KeyValue::new(
-                semconv::AWS_S3_BUCKET,
-                targets.bucket.clone(),
-            )),
-        ),
-        _ => ("AWS", None),
-    };
-    let mut attrs = shared.to_vec();
+    let (name, service, resource): (&'static str, &'static str, Option<&KeyValue>) =
+        match call.operation {
+            "BatchWriteItem" => ("DynamoDB.BatchWriteItem", "DynamoDB", Some(&targets.table)),
+            "BatchGetItem" => ("DynamoDB.BatchGetItem", "DynamoDB", Some(&targets.table)),
+            "PutItem" => ("DynamoDB.PutItem", "DynamoDB", Some(&targets.table)),
+            "PublishBatch" => ("SNS.PublishBatch", "SNS", Some(&targets.topic)),
+            "Publish" => ("SNS.Publish", "SNS", Some(&targets.topic)),
+            "PutObject" => ("S3.PutObject", "S3", Some(&targets.bucket)),
+            other => (other, "AWS", None),
+        };
+    let mut attrs = shared_attributes(record, reactor, 6);
     // The ADOT collector's awsxray exporter turns spans with rpc.system = aws-api and
     // rpc.service / rpc.method into AWS subsegments; the renamed keys are not read yet.
     #[allow(deprecated)]
@@ -431,11 +464,11 @@ fn emit_call(
         KeyValue::new(semconv::RPC_SYSTEM, "aws-api"),
         KeyValue::new(semconv::RPC_SERVICE, service),
         KeyValue::new(semconv::RPC_METHOD, call.operation),
-        KeyValue::new(semconv::CLOUD_REGION, targets.region.clone()),
+        targets.region.clone(),
     ]);
-    attrs.extend(resource);
+    attrs.extend(resource.cloned());
     let mut span = tracer
-        .span_builder(Cow::Owned(format!("{service}.{}", call.operation)))
+        .span_builder(name)
         .with_kind(SpanKind::Client)
         .with_start_time(clock.at(call.started))
         .with_attributes(attrs)
