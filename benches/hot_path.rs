@@ -1,9 +1,14 @@
 //! One record's CPU path: decode + validate + classify + DynamoDB item, beside a baseline
-//! that only parses the same payload into a plain struct with serde_json.
+//! that only parses the same payload into a plain struct with serde_json, and the floor of
+//! the SDK's item type: the same ten attributes, already formatted, copied into the owned
+//! `HashMap<String, AttributeValue>` that `PutRequest` takes.
 //!
 //! cargo bench --bench hot_path
 
+use std::collections::HashMap;
 use std::hint::black_box;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -54,6 +59,24 @@ fn hot_path(c: &mut Criterion) {
             })
         })
     });
+    let item = DynamoDbStore::reading_item(&Located {
+        reading: &Reading::parse(PAYLOAD).unwrap(),
+        origin: &origin,
+    });
+    let attributes: Vec<(&str, &AttributeValue)> =
+        item.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    group.bench_function(
+        "floor: the item's attributes copied into the SDK's map",
+        |b| {
+            b.iter(|| {
+                let mut map = HashMap::with_capacity(attributes.len());
+                for (k, v) in black_box(&attributes) {
+                    map.insert(k.to_string(), (*v).clone());
+                }
+                map
+            })
+        },
+    );
     group.finish();
 }
 

@@ -8,10 +8,14 @@
 //! of the way of time-range queries; it is the reactor's alert history too.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use chrono::{SecondsFormat, Utc};
+
+use crate::domain::UTC_TIMESTAMP_LEN;
+use crate::domain::rfc3339::{self, Fraction};
 
 use super::retry::{UNPROCESSED_ATTEMPTS, backoff};
 use super::sdk_failure;
@@ -28,6 +32,7 @@ pub mod attr {
     pub const DATE: &str = "date";
     pub const SHARD_ID: &str = "shard_id";
     pub const SEQUENCE_NUMBER: &str = "sequence_number";
+    pub const SUBSEQUENCE_NUMBER: &str = "subsequence_number";
     pub const PARTITION_KEY: &str = "partition_key";
     pub const ARRIVED_AT: &str = "arrived_at";
     pub const SEVERITY: &str = "severity";
@@ -64,45 +69,59 @@ impl DynamoDbStore {
     /// aggregate), so that the user records of one Kinesis record never share a key and a
     /// replayed aggregate maps each of them to the same key again.
     pub fn reading_id(located: &Located<'_>) -> String {
-        let seq = &located.origin.sequence_number;
-        let mut id = format!(
-            "{}#{}#{}",
-            located.reading.utc_timestamp(),
-            located.origin.shard_id,
-            seq.as_str()
+        let origin = located.origin;
+        let seq = &origin.sequence_number;
+        let mut id = String::with_capacity(
+            UTC_TIMESTAMP_LEN + origin.shard_id.len() + seq.as_str().len() + 2 + 8,
         );
+        located.reading.push_utc_timestamp(&mut id);
+        id.push('#');
+        id.push_str(&origin.shard_id);
+        id.push('#');
+        id.push_str(seq.as_str());
         if let Some(index) = seq.subsequence() {
-            id.push_str(&format!(":{index}"));
+            let _ = write!(id, ":{index}");
         }
         id
     }
 
+    /// The item of a reading. `sequence_number` is the Kinesis record's; a reading unpacked
+    /// from an aggregated record also has its `subsequence_number`.
     pub fn reading_item(located: &Located<'_>) -> HashMap<String, AttributeValue> {
         let r = located.reading;
         let o = located.origin;
-        HashMap::from([
-            (attr::REACTOR.into(), AttributeValue::S(r.reactor.clone())),
-            (
-                attr::READING_ID.into(),
-                AttributeValue::S(Self::reading_id(located)),
-            ),
-            (attr::KIND.into(), AttributeValue::S(KIND_READING.into())),
-            (attr::TEMP_C.into(), AttributeValue::N(r.temp_c.to_string())),
-            (attr::DATE.into(), AttributeValue::S(r.date.to_rfc3339())),
-            (attr::SHARD_ID.into(), AttributeValue::S(o.shard_id.clone())),
-            (
-                attr::SEQUENCE_NUMBER.into(),
-                AttributeValue::S(o.sequence_number.to_string()),
-            ),
-            (
-                attr::PARTITION_KEY.into(),
-                AttributeValue::S(o.partition_key.clone()),
-            ),
-            (
-                attr::ARRIVED_AT.into(),
-                AttributeValue::S(o.arrival.to_rfc3339_opts(SecondsFormat::Millis, true)),
-            ),
-        ])
+        let s = |value: &str| AttributeValue::S(value.to_owned());
+        let mut date = String::with_capacity(32);
+        rfc3339::push_with_offset(&mut date, &r.date, Fraction::Auto);
+        let mut arrived_at = String::with_capacity(24);
+        rfc3339::push_utc(&mut arrived_at, &o.arrival, Fraction::Millis);
+
+        let mut item = HashMap::with_capacity(11);
+        item.insert(attr::REACTOR.to_owned(), s(&r.reactor));
+        item.insert(
+            attr::READING_ID.to_owned(),
+            AttributeValue::S(Self::reading_id(located)),
+        );
+        item.insert(attr::KIND.to_owned(), s(KIND_READING));
+        item.insert(
+            attr::TEMP_C.to_owned(),
+            AttributeValue::N(r.temp_c.to_string()),
+        );
+        item.insert(attr::DATE.to_owned(), AttributeValue::S(date));
+        item.insert(attr::SHARD_ID.to_owned(), s(&o.shard_id));
+        item.insert(
+            attr::SEQUENCE_NUMBER.to_owned(),
+            s(o.sequence_number.as_str()),
+        );
+        if let Some(index) = o.sequence_number.subsequence() {
+            item.insert(
+                attr::SUBSEQUENCE_NUMBER.to_owned(),
+                AttributeValue::N(index.to_string()),
+            );
+        }
+        item.insert(attr::PARTITION_KEY.to_owned(), s(&o.partition_key));
+        item.insert(attr::ARRIVED_AT.to_owned(), AttributeValue::S(arrived_at));
+        item
     }
 
     fn ledger_key(alert: &Alert<'_>) -> HashMap<String, AttributeValue> {

@@ -2,10 +2,13 @@
 
 mod flow;
 mod reading;
+pub mod rfc3339;
 mod sequence;
 mod thresholds;
 
 pub use flow::FlowType;
-pub use reading::{Field, MAX_REACTOR_ID_CHARS, Reading, RejectReason, Rejection};
+pub use reading::{
+    Field, MAX_REACTOR_ID_CHARS, Reading, RejectReason, Rejection, UTC_TIMESTAMP_LEN,
+};
 pub use sequence::{NotASequenceNumber, SequenceNumber};
 pub use thresholds::{Severity, Thresholds, ThresholdsError};

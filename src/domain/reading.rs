@@ -1,9 +1,14 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
+
+use super::rfc3339::{self, Fraction};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+
+/// Length of [`Reading::utc_timestamp`]: `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`.
+pub const UTC_TIMESTAMP_LEN: usize = 30;
 
 /// Longest reactor id accepted, in characters.
 pub const MAX_REACTOR_ID_CHARS: usize = 128;
@@ -25,9 +30,14 @@ pub struct Reading {
 impl Reading {
     /// The reading's instant in UTC with fixed width, so that text order is time order.
     pub fn utc_timestamp(&self) -> String {
-        self.date
-            .with_timezone(&Utc)
-            .to_rfc3339_opts(SecondsFormat::Nanos, true)
+        let mut out = String::with_capacity(UTC_TIMESTAMP_LEN);
+        self.push_utc_timestamp(&mut out);
+        out
+    }
+
+    /// Appends [`Reading::utc_timestamp`] to `out`.
+    pub fn push_utc_timestamp(&self, out: &mut String) {
+        rfc3339::push_utc(out, &self.date.with_timezone(&Utc), Fraction::Nanos);
     }
 
     /// Decodes and validates one payload; the single place bytes become a reading.
