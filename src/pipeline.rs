@@ -18,7 +18,7 @@ use crate::domain::{FlowType, Reading, RejectReason, SequenceNumber, Severity, T
 use crate::kpl;
 use crate::ports::{
     Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, FailureKind, Located, Origin,
-    ReadingStore, TransientError,
+    ReadingStore, TransientError, with_request_id,
 };
 
 /// One Kinesis record as the pipeline sees it: payload bytes and where they sit in the stream.
@@ -37,6 +37,8 @@ pub struct CallTiming {
     pub finished: Instant,
     /// The failure of this call for this record, if any.
     pub error: Option<FailureKind>,
+    /// The AWS request id of the call's (last) response, when the service answered.
+    pub request_id: Option<String>,
 }
 
 /// What finally happened to a record.
@@ -153,11 +155,12 @@ impl Gate {
             .await
             .expect("the gate is never closed");
         let started = Instant::now();
-        let timing = |error| CallTiming {
+        let timing = |error, request_id| CallTiming {
             operation,
             started,
             finished: Instant::now(),
             error,
+            request_id,
         };
         if self.stop_starting_at.is_some_and(|at| started >= at) {
             let err = TransientError::new(
@@ -165,20 +168,28 @@ impl Gate {
                 FailureKind::NotStarted,
                 "not started: the invocation deadline is too close",
             );
-            return (timing(Some(FailureKind::NotStarted)), Err(err));
+            return (timing(Some(FailureKind::NotStarted), None), Err(err));
         }
-        let result = match self.give_up_at {
-            Some(at) => tokio::time::timeout_at(at, request).await.map_err(|_| {
-                TransientError::new(
-                    operation,
-                    FailureKind::Timeout,
-                    "abandoned: still running at the invocation deadline",
-                )
-            }),
-            None => Ok(request.await),
+        let request = with_request_id(request);
+        let (result, request_id) = match self.give_up_at {
+            Some(at) => match tokio::time::timeout_at(at, request).await {
+                Ok((output, request_id)) => (Ok(output), request_id),
+                Err(_) => (
+                    Err(TransientError::new(
+                        operation,
+                        FailureKind::Timeout,
+                        "abandoned: still running at the invocation deadline",
+                    )),
+                    None,
+                ),
+            },
+            None => {
+                let (output, request_id) = request.await;
+                (Ok(output), request_id)
+            }
         };
         let kind = result.as_ref().err().map(|e| e.kind);
-        (timing(kind), result)
+        (timing(kind, request_id), result)
     }
 }
 

@@ -1,6 +1,7 @@
 //! The capabilities the pipeline needs from the outside world, one small trait each.
 //! Adapters implement them for AWS (`adapters::aws`) and in memory (`adapters::memory`).
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -131,4 +132,29 @@ pub trait DeadLetterSink: Send + Sync {
         &self,
         letter: DeadLetter<'_>,
     ) -> impl Future<Output = Result<(), TransientError>> + Send;
+}
+
+tokio::task_local! {
+    /// The AWS request id of the call running in this task: noted by the adapter that made the
+    /// request, read by the pipeline for the call's span (`aws.request_id`). Ambient, like a
+    /// tracing span, so that the ports keep returning only what the pipeline decides on.
+    static REQUEST_ID: RefCell<Option<String>>;
+}
+
+/// Runs one call and returns its output with the request id an adapter noted while it ran.
+pub async fn with_request_id<R>(call: impl Future<Output = R>) -> (R, Option<String>) {
+    REQUEST_ID
+        .scope(RefCell::new(None), async move {
+            let output = call.await;
+            (output, REQUEST_ID.with(|id| id.borrow_mut().take()))
+        })
+        .await
+}
+
+/// Notes the request id of an AWS response for the running call (the last one wins when a
+/// call retries); outside [`with_request_id`] it does nothing.
+pub fn note_request_id(id: Option<&str>) {
+    if let Some(id) = id {
+        let _ = REQUEST_ID.try_with(|cell| *cell.borrow_mut() = Some(id.to_owned()));
+    }
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use reactor_monitor::domain::FlowType;
 use reactor_monitor::local::otlp::{OtlpReceiver, ReceivedSpan};
 use reactor_monitor::local::run::{self, LocalOptions};
+use reactor_monitor::pipeline::BatchReport;
 use reactor_monitor::telemetry::emf;
 use reactor_monitor::telemetry::names::{metrics, spans};
 use reactor_monitor::telemetry::traces::{self, CallTargets, TracePlan};
@@ -19,19 +20,18 @@ fn by_id(spans: &[ReceivedSpan]) -> HashMap<&str, &ReceivedSpan> {
 
 /// Emits the subtrees of one in-memory batch into a fresh receiver; returns its spans.
 async fn traced(payloads: Vec<Vec<u8>>, plan: TracePlan) -> Vec<ReceivedSpan> {
+    let report = memory_pipeline().process(batch(payloads), None).await;
+    spans_of(&report, plan).await
+}
+
+/// Emits the subtrees of a batch's report into a fresh receiver; returns its spans.
+async fn spans_of(report: &BatchReport, plan: TracePlan) -> Vec<ReceivedSpan> {
     use opentelemetry::trace::{TraceContextExt, Tracer};
     let receiver = OtlpReceiver::start().await.unwrap();
     let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
     let tracer = traces::tracer(&provider);
-    let report = memory_pipeline().process(batch(payloads), None).await;
     let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
-    traces::emit_batch(
-        &tracer,
-        &invocation,
-        &report,
-        &plan,
-        &CallTargets::default(),
-    );
+    traces::emit_batch(&tracer, &invocation, report, &plan, &CallTargets::default());
     invocation.span().end();
     tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
         .await
@@ -370,6 +370,49 @@ async fn the_receiver_forwards_every_request_unchanged_to_the_otlp_endpoint() {
         .collect();
     assert_eq!(here.len(), 1);
     assert_eq!(here, there);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_span_carries_the_request_id_the_service_answered_with() {
+    let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
+    let pipeline = reactor_monitor::aws::pipeline(&sdk, &resources.config());
+    let payloads = vec![payload("r1", 10.0), payload("r1", 720.0), b"x".to_vec()];
+    let event = support::kinesis_event(&payloads, 70);
+    let (_, report) = reactor_monitor::lambda::handle(&pipeline, support::lambda_event(event))
+        .await
+        .unwrap();
+
+    let spans = spans_of(&report, TracePlan::default()).await;
+
+    let calls: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.attr("rpc.system") == Some("aws-api"))
+        .collect();
+    let mut methods: Vec<&str> = calls.iter().filter_map(|s| s.attr("rpc.method")).collect();
+    methods.sort();
+    methods.dedup();
+    assert_eq!(
+        methods,
+        [
+            "BatchGetItem",
+            "BatchWriteItem",
+            "PublishBatch",
+            "PutObject"
+        ]
+    );
+    for call in &calls {
+        let id = call.attr("aws.request_id").unwrap_or_default();
+        assert!(!id.is_empty(), "{} has no aws.request_id", call.name);
+    }
+    // Each call has the id of its own response.
+    let id_of = |method: &str| -> Vec<&str> {
+        calls
+            .iter()
+            .filter(|s| s.attr("rpc.method") == Some(method))
+            .filter_map(|s| s.attr("aws.request_id"))
+            .collect()
+    };
+    assert_ne!(id_of("PutObject")[0], id_of("PublishBatch")[0]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

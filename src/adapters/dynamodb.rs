@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::RequestId;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, WriteRequest};
 use chrono::{SecondsFormat, Utc};
 
@@ -21,6 +22,7 @@ use super::retry::{UNPROCESSED_ATTEMPTS, backoff};
 use super::sdk_failure;
 use crate::ports::{
     Alert, AlertLedger, FailureKind, ItemResults, Located, ReadingStore, TransientError,
+    note_request_id,
 };
 
 /// Attribute names of the table.
@@ -194,6 +196,7 @@ impl DynamoDbStore {
                 .request_items(&self.table, std::mem::take(&mut pending))
                 .send()
                 .await;
+            note_request_id(response.request_id());
             match response {
                 Ok(out) => {
                     pending = out
@@ -287,8 +290,9 @@ impl AlertLedger for DynamoDbStore {
                 .batch_get_item()
                 .request_items(&self.table, request)
                 .send()
-                .await
-                .map_err(|e| sdk_failure(Self::LOOKUP_OPERATION, e))?;
+                .await;
+            note_request_id(out.request_id());
+            let out = out.map_err(|e| sdk_failure(Self::LOOKUP_OPERATION, e))?;
             if let Some(mut responses) = out.responses {
                 found.extend(
                     responses

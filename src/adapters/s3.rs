@@ -5,11 +5,12 @@
 //! the stream, so a replay writes the same object again instead of a second one.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{SecondsFormat, Utc};
 
 use super::sdk_failure;
-use crate::ports::{DeadLetter, DeadLetterSink, Origin};
+use crate::ports::{DeadLetter, DeadLetterSink, Origin, note_request_id};
 
 /// Object metadata keys (sent as `x-amz-meta-*`).
 pub mod meta {
@@ -61,7 +62,8 @@ impl DeadLetterSink for S3DeadLetters {
 
     async fn put(&self, letter: DeadLetter<'_>) -> Result<(), crate::ports::TransientError> {
         let o = letter.origin;
-        self.client
+        let response = self
+            .client
             .put_object()
             .bucket(&self.bucket)
             .key(Self::object_key(o))
@@ -80,7 +82,9 @@ impl DeadLetterSink for S3DeadLetters {
                 Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             )
             .send()
-            .await
+            .await;
+        note_request_id(response.request_id());
+        response
             .map(|_| ())
             .map_err(|e| sdk_failure(Self::OPERATION, e))
     }

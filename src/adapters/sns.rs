@@ -1,10 +1,11 @@
 //! SNS: one message per alert, published in batches.
 
 use aws_sdk_sns::Client;
+use aws_sdk_sns::operation::RequestId;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::sdk_failure;
-use crate::ports::{Alert, AlertPublisher, FailureKind, TransientError};
+use crate::ports::{Alert, AlertPublisher, FailureKind, TransientError, note_request_id};
 
 /// PublishBatch takes at most 10 entries.
 pub const MAX_PUBLISH_BATCH_ENTRIES: usize = 10;
@@ -100,14 +101,15 @@ impl AlertPublisher for SnsAlerts {
             Ok(entries) => entries,
             Err(e) => return vec![Err(e); alerts.len()],
         };
-        let out = match self
+        let response = self
             .client
             .publish_batch()
             .topic_arn(&self.topic_arn)
             .set_publish_batch_request_entries(Some(entries))
             .send()
-            .await
-        {
+            .await;
+        note_request_id(response.request_id());
+        let out = match response {
             Ok(out) => out,
             Err(e) => return vec![Err(sdk_failure(OPERATION, e)); alerts.len()],
         };

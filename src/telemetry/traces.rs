@@ -456,7 +456,7 @@ fn emit_call(
             "PutObject" => ("S3.PutObject", "S3", Some(&targets.bucket)),
             other => (other, "AWS", None),
         };
-    let mut attrs = shared_attributes(record, reactor, 6);
+    let mut attrs = shared_attributes(record, reactor, 7);
     // The ADOT collector's awsxray exporter turns spans with rpc.system = aws-api and
     // rpc.service / rpc.method into AWS subsegments; the renamed keys are not read yet.
     #[allow(deprecated)]
@@ -467,6 +467,9 @@ fn emit_call(
         targets.region.clone(),
     ]);
     attrs.extend(resource.cloned());
+    if let Some(id) = &call.request_id {
+        attrs.push(KeyValue::new(semconv::AWS_REQUEST_ID, id.clone()));
+    }
     let mut span = tracer
         .span_builder(name)
         .with_kind(SpanKind::Client)
