@@ -29,9 +29,7 @@ pub fn push_utc(out: &mut String, t: &DateTime<Utc>, fraction: Fraction) {
 /// Appends `t` with its own offset (`+02:00`, `+00:00`), as `DateTime::to_rfc3339` does.
 pub fn push_with_offset(out: &mut String, t: &DateTime<FixedOffset>, fraction: Fraction) {
     let offset = t.offset().local_minus_utc();
-    let start = out.len();
     if offset % 60 != 0 || !push_naive(out, &t.naive_local(), fraction) {
-        out.truncate(start);
         out.push_str(&t.to_rfc3339_opts(seconds_format(fraction), false));
         return;
     }
