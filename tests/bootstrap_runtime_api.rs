@@ -106,6 +106,20 @@ fn invoke(port: u16, event: &Path) -> Output {
         .unwrap()
 }
 
+/// Sends tests/fixtures/kinesis-event.json through the Runtime API; the invocation must succeed.
+async fn invoke_fixture(port: u16) -> Output {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kinesis-event.json");
+    let output = tokio::task::spawn_blocking(move || invoke(port, &fixture))
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bootstrap_binary_answers_a_kinesis_event_with_its_failed_records() {
     let (_emulator, _sdk, resources) = support::emulator_with_resources(1).await;
@@ -128,17 +142,7 @@ async fn the_bootstrap_binary_answers_a_kinesis_event_with_its_failed_records() 
         .spawn()
         .unwrap(),
     );
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kinesis-event.json");
-
-    let output = tokio::task::spawn_blocking(move || invoke(port, &fixture))
-        .await
-        .unwrap();
-
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = invoke_fixture(port).await;
     let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(
         response,
@@ -206,17 +210,7 @@ async fn the_bootstrap_flushes_its_spans_and_metrics_before_it_answers() {
         .spawn()
         .unwrap(),
     );
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kinesis-event.json");
-
-    let output = tokio::task::spawn_blocking(move || invoke(port, &fixture))
-        .await
-        .unwrap();
-
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    invoke_fixture(port).await;
     // Read as soon as the response is back: the record spans left before it.
     let records_at_response = receiver
         .spans()

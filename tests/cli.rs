@@ -1,16 +1,9 @@
 //! The `reactor-monitor` command line as a user runs it.
 
-use std::process::Command;
+mod support;
 
 use base64::Engine;
-
-fn cli() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_reactor-monitor"));
-    command
-        .env_remove("AWS_ENDPOINT_URL")
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
-}
+use support::cli;
 
 #[test]
 fn local_with_an_input_file_prints_one_json_object_that_accounts_for_every_record() {

@@ -3,21 +3,16 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cli;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
-
-fn cli() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_reactor-monitor"));
-    command
-        .env_remove("AWS_ENDPOINT_URL")
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    command
-}
 
 /// Runs a command that must succeed; its stdout.
 fn succeeds(command: &mut Command) -> Vec<u8> {

@@ -21,17 +21,21 @@ fn by_id(spans: &[ReceivedSpan]) -> HashMap<&str, &ReceivedSpan> {
 /// Emits the subtrees of one in-memory batch into a fresh receiver; returns its spans.
 async fn traced(payloads: Vec<Vec<u8>>, plan: TracePlan) -> Vec<ReceivedSpan> {
     let report = memory_pipeline().process(batch(payloads), None).await;
-    spans_of(&report, plan).await
+    spans_of(&report, plan, &CallTargets::default()).await
 }
 
 /// Emits the subtrees of a batch's report into a fresh receiver; returns its spans.
-async fn spans_of(report: &BatchReport, plan: TracePlan) -> Vec<ReceivedSpan> {
+async fn spans_of(
+    report: &BatchReport,
+    plan: TracePlan,
+    targets: &CallTargets,
+) -> Vec<ReceivedSpan> {
     use opentelemetry::trace::{TraceContextExt, Tracer};
-    let receiver = OtlpReceiver::start().await.unwrap();
+    let receiver = OtlpReceiver::start_forwarding(None).await.unwrap();
     let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
     let tracer = traces::tracer(&provider);
     let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
-    traces::emit_batch(&tracer, &invocation, report, &plan, &CallTargets::default());
+    traces::emit_batch(&tracer, &invocation, report, &plan, targets);
     invocation.span().end();
     tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
         .await
@@ -293,29 +297,13 @@ async fn a_local_run_shows_the_same_flows_in_its_spans_as_in_its_outcomes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_injected_store_failure_yields_an_error_span_and_a_reported_record() {
-    use opentelemetry::trace::{TraceContextExt, Tracer};
-    let receiver = OtlpReceiver::start_forwarding(None).await.unwrap();
-    let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
-    let tracer = traces::tracer(&provider);
     let pipeline = memory_pipeline();
     pipeline.store.faults.fail_once("2");
 
     let report = pipeline
         .process(batch(vec![payload("r", 1.0), payload("r", 2.0)]), None)
         .await;
-    let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
-    traces::emit_batch(
-        &tracer,
-        &invocation,
-        &report,
-        &TracePlan::default(),
-        &CallTargets::default(),
-    );
-    invocation.span().end();
-    tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
-        .await
-        .unwrap();
-    let spans = receiver.spans();
+    let spans = spans_of(&report, TracePlan::default(), &CallTargets::default()).await;
 
     let failures: Vec<String> = report
         .response()
@@ -382,7 +370,7 @@ async fn every_call_span_carries_the_request_id_the_service_answered_with() {
         .await
         .unwrap();
 
-    let spans = spans_of(&report, TracePlan::default()).await;
+    let spans = spans_of(&report, TracePlan::default(), &CallTargets::default()).await;
 
     let calls: Vec<&ReceivedSpan> = spans
         .iter()
@@ -484,26 +472,10 @@ fn the_unique_flows_name_their_entry_point_and_the_resources_they_touch() {
             bucket: "dead-letters".into(),
             ..CallTargets::default()
         };
-        use opentelemetry::trace::{TraceContextExt, Tracer};
-        let receiver = OtlpReceiver::start_forwarding(None).await.unwrap();
-        let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
-        let tracer = traces::tracer(&provider);
         let report = memory_pipeline()
             .process(batch(vec![payload("r", 750.0), b"?".to_vec()]), None)
             .await;
-        let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
-        traces::emit_batch(
-            &tracer,
-            &invocation,
-            &report,
-            &TracePlan::default(),
-            &targets,
-        );
-        invocation.span().end();
-        tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
-            .await
-            .unwrap();
-        receiver.spans()
+        spans_of(&report, TracePlan::default(), &targets).await
     });
 
     let flows = reactor_monitor::local::otlp::unique_flows(&spans);

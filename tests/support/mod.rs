@@ -101,3 +101,13 @@ pub fn lambda_event(
         (chrono::Utc::now() + chrono::Duration::seconds(60)).timestamp_millis() as u64;
     lambda_runtime::LambdaEvent::new(event, context)
 }
+
+/// The `reactor-monitor` binary as a user runs it from the project's root, with no emulator
+/// endpoint inherited from the environment.
+pub fn cli() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_reactor-monitor"));
+    command
+        .env_remove("AWS_ENDPOINT_URL")
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
