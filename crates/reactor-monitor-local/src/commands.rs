@@ -13,6 +13,8 @@ use crate::resources::{self, ResourceNames};
 use crate::run::LocalReport;
 use reactor_monitor::aws;
 use reactor_monitor::config::{Config, env};
+use reactor_monitor::function::AwsFunction;
+use reactor_monitor::telemetry::function::MetricsSink;
 
 /// Runs `work` against the given endpoint, `AWS_ENDPOINT_URL`, or a fresh emulator.
 async fn with_endpoint<T>(
@@ -97,14 +99,31 @@ pub async fn invoke(endpoint: Option<String>, event: &Path) -> anyhow::Result<St
                 .await?
                 .config()
         };
-        let pipeline = aws::pipeline(&sdk, &config);
+        // Spans go where the standard OTEL_EXPORTER_OTLP_ENDPOINT says, when it is set.
+        let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            Ok(_) => Some(reactor_monitor::telemetry::traces::otlp_provider(None)?),
+            Err(_) => None,
+        };
+        let function = AwsFunction::from_config(
+            &config,
+            &sdk,
+            provider.clone(),
+            MetricsSink::Collect(Default::default()),
+        );
         let mut context = lambda_runtime::Context::default();
         context.request_id = "local-invoke".into();
         context.deadline =
             (chrono::Utc::now() + chrono::Duration::seconds(60)).timestamp_millis() as u64;
-        let (response, report) =
-            reactor_monitor::lambda::handle(&pipeline, LambdaEvent::new(payload, context)).await?;
-        reactor_monitor::telemetry::log_batch(&report, None);
+        let response = function.handle(LambdaEvent::new(payload, context)).await;
+        // The metrics the deployed function would write, on stderr beside its logs: stdout
+        // carries the response alone.
+        for line in function.telemetry.take_collected_metrics() {
+            eprintln!("{line}");
+        }
+        if let Some(provider) = provider {
+            crate::run::shut_down_tracing(provider).await?;
+        }
+        let response = response?;
         Ok(serde_json::to_string(&response)?)
     })
     .await

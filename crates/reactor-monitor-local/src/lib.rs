@@ -8,6 +8,7 @@ pub mod esm;
 pub mod faults;
 pub mod generate;
 pub mod kpl;
+pub mod metrics;
 pub mod otlp;
 pub mod report;
 pub mod resources;

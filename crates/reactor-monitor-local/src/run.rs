@@ -15,11 +15,6 @@ use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context as OtelContext, KeyValue};
-use opentelemetry_sdk::trace::SdkTracer;
-use opentelemetry_semantic_conventions::attribute as semconv;
-
 use crate::emulator::Emulator;
 use crate::esm::{self, Invoke, MappingProgress, MappingSettings};
 use crate::generate::{self, Mix, OutgoingRecord};
@@ -28,10 +23,13 @@ use crate::report::FlowReport;
 use crate::resources::{self, ResourceNames, Resources};
 use crate::summary::{Fate, FlowRow, RunSummary};
 use crate::verify::{self, Verified};
-use reactor_monitor::aws::{AwsPipeline, LOCAL_REGION};
+use reactor_monitor::aws::LOCAL_REGION;
+use reactor_monitor::config::Config;
+use reactor_monitor::function::{AwsFunction, Invocation};
+use reactor_monitor::telemetry::function::MetricsSink;
 use reactor_monitor::telemetry::names::SERVICE_NAME;
-use reactor_monitor::telemetry::traces::{self, CallTargets, TracePlan};
-use reactor_monitor::{aws, domain::Severity, lambda};
+use reactor_monitor::telemetry::traces::{self, TracePlan};
+use reactor_monitor::{aws, domain::Severity};
 
 /// Options of a local run.
 #[derive(Debug, Clone)]
@@ -110,6 +108,8 @@ pub struct LocalReport {
     /// flow, entry point, traces, errors, avg / p50 / p99, resources touched.
     #[serde(rename = "flows")]
     pub trace_flows: Vec<TraceFlowRow>,
+    /// The function's EMF lines of the run, as CloudWatch would sum them.
+    pub metrics: crate::metrics::EmfTotals,
     /// What `reactor-monitor report` draws: flow map, example traces, temperatures.
     pub flow_report: FlowReport,
     pub spans_received: usize,
@@ -130,64 +130,25 @@ impl LocalReport {
     }
 }
 
-/// The handler as the emulated event source mapping invokes it: real event JSON in.
+/// The shipped function as the emulated event source mapping invokes it: event JSON in,
+/// the same composition `bootstrap` runs, each batch's outcomes noted for the verdict.
 pub struct InProcessFunction {
-    pub pipeline: AwsPipeline,
+    pub function: AwsFunction,
     /// Every record's fate, for a run with an end; `None` for `up`, which runs for ever.
     pub summary: Option<Mutex<RunSummary>>,
-    pub tracing: Option<LocalTracing>,
-}
-
-/// Where a local run sends its spans, and the plan it follows.
-pub struct LocalTracing {
-    pub tracer: SdkTracer,
-    /// Flushed between slices of a large batch, so that the export queue never overflows.
-    pub provider: opentelemetry_sdk::trace::SdkTracerProvider,
-    pub plan: TracePlan,
-    pub targets: CallTargets,
-}
-
-impl LocalTracing {
-    /// Spans into `provider`, with the AWS SDK attributes of the local resources.
-    pub fn new(
-        provider: &opentelemetry_sdk::trace::SdkTracerProvider,
-        plan: TracePlan,
-        sdk: &aws_config::SdkConfig,
-        resources: &Resources,
-    ) -> Self {
-        let config = resources.config();
-        Self {
-            tracer: traces::tracer(provider),
-            provider: provider.clone(),
-            plan,
-            targets: CallTargets {
-                region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
-                stream_name: resources.names.stream.clone(),
-                table_name: config.table_name,
-                topic_arn: config.alert_topic_arn,
-                bucket: config.dead_letter_bucket,
-            },
-        }
-    }
+    /// The function ARN the invocations carry (`aws.lambda.invoked_arn` on their spans).
+    pub invoked_function_arn: String,
 }
 
 impl InProcessFunction {
-    /// The invocation span, as the Lambda runtime's OpenTelemetry layer makes it.
-    fn invocation_span(&self, request_id: &str, records: usize) -> Option<OtelContext> {
-        let tracing = self.tracing.as_ref()?;
-        let span = tracing
-            .tracer
-            .span_builder(SERVICE_NAME)
-            .with_kind(SpanKind::Server)
-            .with_attributes([
-                KeyValue::new(semconv::FAAS_TRIGGER, "pubsub"),
-                KeyValue::new(semconv::FAAS_INVOCATION_ID, request_id.to_string()),
-                KeyValue::new(semconv::MESSAGING_BATCH_MESSAGE_COUNT, records as i64),
-            ])
-            .start(&tracing.tracer);
-        Some(OtelContext::new().with_span(span))
+    /// The local function's ARN in `region`, with the emulator's account id.
+    pub fn arn(region: &str) -> String {
+        format!("arn:aws:lambda:{region}:{EMULATOR_ACCOUNT_ID}:function:{SERVICE_NAME}")
     }
 }
+
+/// The account id the emulator (moto) gives every resource.
+const EMULATOR_ACCOUNT_ID: &str = "123456789012";
 
 impl Invoke for InProcessFunction {
     async fn invoke(
@@ -200,38 +161,13 @@ impl Invoke for InProcessFunction {
             serde_json::from_slice(&event).map_err(|e| format!("invalid event: {e}"))?;
         let mut context = lambda_runtime::Context::default();
         context.request_id = format!("local-{}", uuid_like());
+        context.invoked_function_arn = self.invoked_function_arn.clone();
         let remaining = deadline.saturating_duration_since(Instant::now());
         context.deadline = (chrono::Utc::now() + remaining).timestamp_millis() as u64;
-        let invocation = self.invocation_span(&context.request_id, payload.records.len());
-        let (report, result) =
-            lambda::handle_batch(&self.pipeline, LambdaEvent::new(payload, context)).await;
-        if let (Some(tracing), Some(cx)) = (&self.tracing, &invocation) {
-            // The receiver runs on this runtime: the flush waits off the worker thread.
-            let flush = || {
-                let flush = || {
-                    let _ = tracing.provider.force_flush();
-                };
-                match tokio::runtime::Handle::current().runtime_flavor() {
-                    tokio::runtime::RuntimeFlavor::MultiThread => {
-                        tokio::task::block_in_place(flush)
-                    }
-                    _ => flush(),
-                }
-            };
-            traces::emit_batch_flushing(
-                &tracing.tracer,
-                cx,
-                &report,
-                &tracing.plan,
-                &tracing.targets,
-                &flush,
-            );
-            if let Err(e) = &result {
-                cx.span().set_status(Status::error(e.to_string()));
-            }
-            cx.span().end();
-        }
-        reactor_monitor::telemetry::log_batch(&report, None);
+        let Invocation { report, result } = self
+            .function
+            .invoke(LambdaEvent::new(payload, context))
+            .await;
         if let Some(summary) = &self.summary {
             summary
                 .lock()
@@ -315,8 +251,8 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     let produce_seconds = produce_started.elapsed().as_secs_f64();
 
     let receiver = OtlpReceiver::start().await?;
-    let provider = traces::otlp_provider(Some(&receiver.endpoint)).map_err(anyhow::Error::msg)?;
-    let config = resources.config();
+    let provider = traces::otlp_provider(Some(&receiver.endpoint))?;
+    let config = function_config(&resources, options.trace_plan);
     // Only the handler's clients go through the fault proxy: the producer, the event
     // source mapping and the read-back see the emulator as it is.
     let fault_proxy = match &options.faults {
@@ -328,14 +264,14 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
         None => sdk.clone(),
     };
     let function = Arc::new(InProcessFunction {
-        pipeline: aws::pipeline(&handler_sdk, &config),
+        function: AwsFunction::from_config(
+            &config,
+            &handler_sdk,
+            Some(provider.clone()),
+            MetricsSink::Collect(Mutex::default()),
+        ),
         summary: Some(Mutex::new(RunSummary::default())),
-        tracing: Some(LocalTracing::new(
-            &provider,
-            options.trace_plan,
-            &sdk,
-            &resources,
-        )),
+        invoked_function_arn: InProcessFunction::arn(&region_of(&sdk)),
     });
     let progress = Arc::new(MappingProgress::default());
     let process_started = Instant::now();
@@ -382,10 +318,27 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
         produce_seconds,
         process_seconds,
     );
+    report.metrics =
+        crate::metrics::EmfTotals::from_lines(&function.function.telemetry.collected_metrics())?;
     report.trace_flows = unique_flows(&spans);
     report.spans_received = spans.len();
     report.flow_report = FlowReport::from_spans(&spans, config.thresholds);
     Ok(report)
+}
+
+/// The function's configuration for the local resources: their names, the run's trace plan,
+/// and a root invocation span (there is no Lambda X-Ray segment to join locally).
+pub(crate) fn function_config(resources: &Resources, trace_plan: TracePlan) -> Config {
+    let mut config = resources.config();
+    config.stream_name = resources.names.stream.clone();
+    config.trace_plan = trace_plan;
+    config
+}
+
+/// The region the SDK configuration names.
+pub(crate) fn region_of(sdk: &aws_config::SdkConfig) -> String {
+    sdk.region()
+        .map_or_else(|| LOCAL_REGION.to_string(), |r| r.to_string())
 }
 
 /// Flushes the spans still queued to the receiver and stops the exporter. On a blocking
@@ -493,6 +446,7 @@ fn report(
         flows: summary.flows(),
         flow_report: FlowReport::default(),
         trace_flows: Vec::new(),
+        metrics: Default::default(),
         spans_received: 0,
         invocations: progress.invocations.load(Ordering::Relaxed),
         aws_requests,

@@ -27,10 +27,12 @@ use crate::esm::{self, Invoke, MappingProgress};
 use crate::otlp::{OtlpReceiver, ReceivedSpan, unique_flows};
 use crate::report::{self, FlowReport, Headline, Notable};
 use crate::resources::{self, ResourceNames, Resources};
-use crate::run::{self, InProcessFunction, LocalOptions, LocalTracing};
+use crate::run::{self, InProcessFunction, LocalOptions};
 use reactor_monitor::adapters::dynamodb::attr;
 use reactor_monitor::aws;
 use reactor_monitor::domain::SequenceNumber;
+use reactor_monitor::function::AwsFunction;
+use reactor_monitor::telemetry::function::MetricsSink;
 use reactor_monitor::telemetry::names::spans as names;
 use reactor_monitor::telemetry::traces::{self, TracePlan};
 
@@ -164,18 +166,18 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
         }
     };
     let receiver = OtlpReceiver::start_bounded(SPAN_WINDOW).await?;
-    let provider = traces::otlp_provider(Some(&receiver.endpoint)).map_err(anyhow::Error::msg)?;
-    let config = resources.config();
+    let provider = traces::otlp_provider(Some(&receiver.endpoint))?;
+    let config = run::function_config(&resources, options.trace_plan);
     let function = Arc::new(Watched {
         function: InProcessFunction {
-            pipeline: aws::pipeline(&sdk, &config),
-            summary: None,
-            tracing: Some(LocalTracing::new(
-                &provider,
-                options.trace_plan,
+            function: AwsFunction::from_config(
+                &config,
                 &sdk,
-                &resources,
-            )),
+                Some(provider.clone()),
+                MetricsSink::Collect(Mutex::default()),
+            ),
+            summary: None,
+            invoked_function_arn: InProcessFunction::arn(&run::region_of(&sdk)),
         },
         shards: Mutex::new(
             shard_ids
@@ -505,7 +507,14 @@ impl Invoke for Watched {
             return Ok(KinesisEventResponse::default());
         };
         self.note_delivery(&batch);
-        self.function.invoke(event, deadline).await
+        let response = self.function.invoke(event, deadline).await;
+        // `up` runs for ever: the EMF lines (what CloudWatch would receive) are checked as
+        // CloudWatch reads them, not kept.
+        let lines = self.function.function.telemetry.take_collected_metrics();
+        if let Err(e) = crate::metrics::EmfTotals::from_lines(&lines) {
+            tracing::warn!(error = %e, "the function wrote an EMF line CloudWatch would drop");
+        }
+        response
     }
 }
 

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::domain::{Thresholds, ThresholdsError};
+use crate::telemetry::traces::TracePlan;
 
 /// Environment variable names; the template, README and CLI use the same.
 pub mod env {
@@ -15,7 +16,15 @@ pub mod env {
     pub const DEADLINE_MARGIN_MS: &str = "DEADLINE_MARGIN_MS";
     /// Optional: the stream's name, for the record spans.
     pub const STREAM_NAME: &str = "STREAM_NAME";
+    /// The standard OpenTelemetry variable naming the context propagators. With
+    /// `xray-lambda` in it, the invocation span joins the Lambda's own X-Ray trace
+    /// (OpenTelemetry semantic conventions, FaaS on AWS Lambda: use it only when the spans
+    /// go to X-Ray); without, the invocation span is a root.
+    pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
 }
+
+/// The propagator name that parents the invocation on the Lambda's X-Ray segment.
+pub const XRAY_LAMBDA_PROPAGATOR: &str = "xray-lambda";
 
 /// Resource names shared with `template.yaml`'s defaults and the local stack.
 pub mod defaults {
@@ -31,6 +40,7 @@ pub mod defaults {
     pub const DEADLINE_MARGIN_MS: u64 = 1_500;
 }
 
+/// Why the function cannot start: fix the named variable and deploy again.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {name} is required ({hint})")]
@@ -48,6 +58,9 @@ pub enum ConfigError {
     Thresholds(#[from] ThresholdsError),
 }
 
+/// Everything the function reads at cold start, once: resources, thresholds, limits and the
+/// telemetry plan. Built from the environment ([`Config::from_env`]) on Lambda, and with
+/// [`Config::new`] by the local tools and tests.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
@@ -56,6 +69,13 @@ pub struct Config {
     pub thresholds: Thresholds,
     pub max_in_flight_requests: usize,
     pub deadline_margin: Duration,
+    /// The stream's name for the record spans; empty when unknown.
+    pub stream_name: String,
+    /// Which records are traced, and how many record subtrees one trace holds.
+    pub trace_plan: TracePlan,
+    /// Whether the invocation span joins the Lambda's X-Ray trace (`OTEL_PROPAGATORS`
+    /// names `xray-lambda`) or is a root.
+    pub join_xray_trace: bool,
 }
 
 impl Config {
@@ -72,9 +92,16 @@ impl Config {
             thresholds: Thresholds::default(),
             max_in_flight_requests: defaults::MAX_IN_FLIGHT_REQUESTS,
             deadline_margin: Duration::from_millis(defaults::DEADLINE_MARGIN_MS),
+            stream_name: String::new(),
+            trace_plan: TracePlan::default(),
+            join_xray_trace: false,
         }
     }
 
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the first variable that is missing or malformed.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -145,6 +172,10 @@ impl Config {
             thresholds: Thresholds::new(warning, emergency)?,
             max_in_flight_requests: max_in_flight,
             deadline_margin: std::time::Duration::from_millis(margin_ms),
+            stream_name: lookup(env::STREAM_NAME).unwrap_or_default(),
+            trace_plan: TracePlan::from_lookup(&lookup)?,
+            join_xray_trace: lookup(env::OTEL_PROPAGATORS)
+                .is_some_and(|list| list.split(',').any(|p| p.trim() == XRAY_LAMBDA_PROPAGATOR)),
         })
     }
 }
@@ -197,6 +228,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("TABLE_NAME"), "{err}");
+    }
+
+    #[test]
+    fn the_invocation_joins_the_xray_trace_only_with_the_xray_lambda_propagator() {
+        let with = |propagators: &str| {
+            let mut pairs = REQUIRED.to_vec();
+            pairs.push((env::OTEL_PROPAGATORS, propagators));
+            Config::from_lookup(lookup(&pairs)).unwrap().join_xray_trace
+        };
+        assert!(with("tracecontext, xray-lambda"));
+        assert!(with("xray-lambda"));
+        assert!(!with("tracecontext,baggage"));
+        assert!(!with("xray"));
+        assert!(
+            !Config::from_lookup(lookup(&REQUIRED))
+                .unwrap()
+                .join_xray_trace
+        );
+    }
+
+    #[test]
+    fn a_malformed_trace_plan_fails_at_start_like_any_other_variable() {
+        let mut pairs = REQUIRED.to_vec();
+        pairs.push(("MAX_RECORD_SPANS_PER_TRACE", "0"));
+        let err = Config::from_lookup(lookup(&pairs)).unwrap_err().to_string();
+        assert!(err.contains("MAX_RECORD_SPANS_PER_TRACE=\"0\""), "{err}");
     }
 
     #[test]

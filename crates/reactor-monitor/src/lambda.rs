@@ -19,6 +19,16 @@ pub struct BatchFailed {
     pub first: TransientError,
 }
 
+/// What Lambda reports for a failed invocation (`errorType` / `errorMessage`).
+impl From<BatchFailed> for lambda_runtime::Diagnostic {
+    fn from(failure: BatchFailed) -> Self {
+        Self {
+            error_type: "BatchFailed".into(),
+            error_message: failure.to_string(),
+        }
+    }
+}
+
 /// Deadlines before this instant (2001-09-09, in ms) are not wall-clock instants: some
 /// Runtime API emulators (cargo-lambda's) send the function timeout as a duration.
 const PLAUSIBLE_DEADLINE_EPOCH_MS: u64 = 1_000_000_000_000;

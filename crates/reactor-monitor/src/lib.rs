@@ -5,6 +5,7 @@ pub mod adapters;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod function;
 pub mod kinesis;
 pub mod kpl;
 pub mod lambda;

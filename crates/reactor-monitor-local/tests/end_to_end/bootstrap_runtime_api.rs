@@ -203,6 +203,7 @@ async fn the_bootstrap_flushes_its_spans_and_metrics_before_it_answers() {
                 (env::ALERT_TOPIC_ARN, &resources.alert_topic_arn),
                 (env::DEAD_LETTER_BUCKET, &resources.names.dead_letter_bucket),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint),
+                (env::OTEL_PROPAGATORS, "tracecontext,xray-lambda"),
             ],
         )
         .stdout(stdout)

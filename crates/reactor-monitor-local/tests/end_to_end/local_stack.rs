@@ -54,6 +54,49 @@ async fn a_local_run_on_a_known_mixed_dataset_gives_exact_counts() {
 }
 
 #[tokio::test]
+async fn a_local_run_writes_the_emf_lines_of_the_deployed_function_and_they_count_what_was_read_back()
+ {
+    let emulator = reactor_monitor_local::emulator::Emulator::start()
+        .await
+        .unwrap();
+    let options = LocalOptions {
+        endpoint: Some(emulator.endpoint().to_string()),
+        readings: 800,
+        batch_size: 100,
+        mix: Mix {
+            seed: 7,
+            ..Mix::default()
+        },
+        ..LocalOptions::default()
+    };
+
+    let report = run::run(options).await.unwrap();
+
+    // Every line passed CloudWatch's EMF structure checks on the way (from_lines); one set of
+    // lines per invocation at least.
+    let emf = &report.metrics;
+    assert!(emf.lines >= report.invocations, "{emf:?}");
+    assert_eq!(report.retried, 0, "a run without faults retries nothing");
+    let records = |flow: &str| emf.records.get(flow).copied().unwrap_or(0) as usize;
+    assert_eq!(emf.records_total() as usize, report.produced);
+    assert_eq!(
+        records("store-only") + records("store+alert"),
+        report.verified.items
+    );
+    assert_eq!(records("store+alert"), report.verified.alerts_delivered);
+    assert_eq!(records("parse-error"), report.verified.dead_letters);
+    assert_eq!(emf.dead_lettered as usize, report.verified.dead_letters);
+    assert_eq!(emf.readings as usize, report.verified.items);
+    for (severity, delivered) in &report.verified.alerts_by_severity {
+        assert_eq!(
+            emf.alerts.get(severity).copied().unwrap_or(0) as usize,
+            *delivered
+        );
+    }
+    assert!(report.verified.dead_letters > 0 && report.verified.alerts_delivered > 0);
+}
+
+#[tokio::test]
 async fn the_same_batch_delivered_twice_stores_no_duplicate_and_alerts_once() {
     let (_emulator, sdk, resources) = emulator_with_resources(1).await;
     let pipeline = aws::pipeline(&sdk, &resources.config());

@@ -24,6 +24,7 @@ use opentelemetry_semantic_conventions::attribute as semconv;
 use tokio::time::Instant;
 
 use super::names::{SERVICE_NAME, spans};
+use crate::config::ConfigError;
 use crate::domain::FlowType;
 use crate::pipeline::{BatchReport, CallTiming, Outcome, RecordReport};
 
@@ -61,33 +62,32 @@ impl Default for TracePlan {
 }
 
 impl TracePlan {
-    /// Reads the plan from the environment; a malformed value is an error at start.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+    /// Reads the plan through `lookup` (the environment at cold start); a malformed value is
+    /// an error at start, naming the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut plan = Self::default();
-        if let Some(v) = lookup(env::STORE_ONLY_TRACE_RATIO) {
-            plan.store_only_ratio = v
+        if let Some(value) = lookup(env::STORE_ONLY_TRACE_RATIO) {
+            plan.store_only_ratio = value
                 .trim()
                 .parse::<f64>()
                 .ok()
                 .filter(|r| (0.0..=1.0).contains(r))
-                .ok_or_else(|| {
-                    format!(
-                        "{}={v:?} is not a ratio from 0 to 1",
-                        env::STORE_ONLY_TRACE_RATIO
-                    )
+                .ok_or(ConfigError::Invalid {
+                    name: env::STORE_ONLY_TRACE_RATIO,
+                    value,
+                    expected: "a ratio from 0 to 1",
                 })?;
         }
-        if let Some(v) = lookup(env::MAX_RECORD_SPANS_PER_TRACE) {
-            plan.max_records_per_trace = v
+        if let Some(value) = lookup(env::MAX_RECORD_SPANS_PER_TRACE) {
+            plan.max_records_per_trace = value
                 .trim()
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    format!(
-                        "{}={v:?} is not a positive whole number",
-                        env::MAX_RECORD_SPANS_PER_TRACE
-                    )
+                .ok_or(ConfigError::Invalid {
+                    name: env::MAX_RECORD_SPANS_PER_TRACE,
+                    value,
+                    expected: "a positive whole number",
                 })?;
         }
         Ok(plan)
@@ -151,15 +151,19 @@ impl Targets {
 
 /// A tracer provider exporting OTLP/HTTP (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`
 /// (default localhost:4318), with X-Ray trace ids. Standard `OTEL_*` variables apply.
-pub fn otlp_provider(endpoint: Option<&str>) -> Result<SdkTracerProvider, String> {
+///
+/// # Errors
+/// [`opentelemetry_otlp::ExporterBuildError`] when the exporter cannot be built (an
+/// unusable endpoint or HTTP client).
+pub fn otlp_provider(
+    endpoint: Option<&str>,
+) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
     let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
     if let Some(endpoint) = endpoint {
         use opentelemetry_otlp::WithExportConfig;
         exporter = exporter.with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
     }
-    let exporter = exporter
-        .build()
-        .map_err(|e| format!("building the OTLP exporter: {e}"))?;
+    let exporter = exporter.build()?;
     let processor = BatchSpanProcessor::builder(exporter)
         .with_batch_config(
             BatchConfigBuilder::default()
@@ -520,7 +524,8 @@ mod tests {
         let err = TracePlan::from_lookup(|k| {
             (k == env::STORE_ONLY_TRACE_RATIO).then(|| "1.5".to_string())
         })
-        .unwrap_err();
-        assert!(err.contains("STORE_ONLY_TRACE_RATIO"));
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("STORE_ONLY_TRACE_RATIO"), "{err}");
     }
 }
