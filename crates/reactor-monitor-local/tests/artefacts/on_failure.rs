@@ -77,7 +77,7 @@ fn exhausted_batches_go_whole_to_an_s3_bucket_of_the_stack_with_the_mapping_metr
         }
         let bucket = on_failure["Destination"]["Fn::GetAtt"][0]
             .as_str()
-            .filter(|b| on_failure["Destination"]["Fn::GetAtt"][1] == "Arn")
+            .filter(|_| on_failure["Destination"]["Fn::GetAtt"][1] == "Arn")
             .filter(|b| {
                 resources
                     .get(*b)
