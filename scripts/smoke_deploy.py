@@ -447,6 +447,9 @@ class Deployer:
                     api["NoncurrentVersionExpiration"] = {
                         "NoncurrentDays": int(rule.pop("NoncurrentVersionExpirationInDays"))
                     }
+                if "Transitions" in rule:
+                    api["Transitions"] = [{"Days": int(tr["TransitionInDays"]), "StorageClass": tr["StorageClass"]}
+                                          for tr in rule.pop("Transitions")]
                 if "AbortIncompleteMultipartUpload" in rule:
                     abort = rule.pop("AbortIncompleteMultipartUpload")
                     api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(abort["DaysAfterInitiation"])}
@@ -707,17 +710,8 @@ def deploy(args: argparse.Namespace) -> int:
                       if st.get("Effect") == "Allow"]
         checks.true(f"{topic_id} policy lets CloudWatch alarms publish", "cloudwatch.amazonaws.com" in publishers)
 
-    print("\n==> SQS on-failure queue")
-    queue_id = one("AWS::SQS::Queue")
-    qattrs = d.sqs.get_queue_attributes(QueueUrl=ref(queue_id), AttributeNames=["All"])["Attributes"]
-    name_check("queue", att(queue_id, "QueueName"), "OnFailureQueueName", "ON_FAILURE_QUEUE_NAME")
-    checks.eq("SSE-SQS", qattrs.get("SqsManagedSseEnabled"), "true")
-    checks.eq("retention (s)", qattrs.get("MessageRetentionPeriod"), str(resolved[queue_id]["MessageRetentionPeriod"]))
-    for st in statements(qattrs.get("Policy", "{}")):
-        checks.eq(f"queue policy {st.get('Sid')} names the queue", as_list(st["Resource"]), [att(queue_id, "Arn")])
-
     print("\n==> S3 dead-letter bucket")
-    bucket_id = one("AWS::S3::Bucket")
+    bucket_id = one("AWS::S3::Bucket", "DeadLetter")
     bucket = ref(bucket_id)
     if bucket == defaults["DEAD_LETTER_BUCKET"]:
         checks.eq("name = config.rs defaults::DEAD_LETTER_BUCKET", bucket, defaults["DEAD_LETTER_BUCKET"])
@@ -739,6 +733,25 @@ def deploy(args: argparse.Namespace) -> int:
     for st in statements(d.s3.get_bucket_policy(Bucket=bucket)["Policy"]):
         checks.eq(f"bucket policy {st.get('Sid')} names the bucket", sorted(as_list(st["Resource"])),
                   sorted([att(bucket_id, "Arn"), f"{att(bucket_id, 'Arn')}/*"]))
+
+    print("\n==> S3 on-failure bucket (whole batches the event source mapping gave up on)")
+    failure_id = one("AWS::S3::Bucket", "OnFailure")
+    failure_bucket = ref(failure_id)
+    checks.eq("name = reactor-monitor-exhausted-batches-<account>-<region>", failure_bucket,
+              f"reactor-monitor-exhausted-batches-{ACCOUNT_ID}-{REGION}")
+    rules = d.s3.get_bucket_encryption(Bucket=failure_bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    checks.eq("default encryption", rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"], "aws:kms")
+    pab = d.s3.get_public_access_block(Bucket=failure_bucket)["PublicAccessBlockConfiguration"]
+    checks.eq("public access blocked", sorted(k for k, v in pab.items() if v),
+              ["BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"])
+    lifecycle = d.s3.get_bucket_lifecycle_configuration(Bucket=failure_bucket)["Rules"]
+    checks.eq("lifecycle rules", sorted(r["ID"] for r in lifecycle),
+              sorted(r["Id"] for r in resolved[failure_id]["LifecycleConfiguration"]["Rules"]))
+    checks.true("no lifecycle rule expires current objects (the only copy of unprocessed readings)",
+                not any("Expiration" in r for r in lifecycle))
+    for st in statements(d.s3.get_bucket_policy(Bucket=failure_bucket)["Policy"]):
+        checks.eq(f"bucket policy {st.get('Sid')} names the bucket", sorted(as_list(st["Resource"])),
+                  sorted([att(failure_id, "Arn"), f"{att(failure_id, 'Arn')}/*"]))
 
     for log_id in by_type.get("AWS::Logs::LogGroup", []):
         print("\n==> CloudWatch Logs log group")
@@ -764,8 +777,10 @@ def deploy(args: argparse.Namespace) -> int:
     for esm_id in [i for i, r, _ in skipped if r == "AWS::Lambda::EventSourceMapping" and i in resolved]:
         esm = resolved[esm_id]
         checks.eq(f"{esm_id} reads the stream", esm.get("EventSourceArn"), att(stream_id, "Arn"))
-        checks.eq(f"{esm_id} on-failure destination = the queue",
-                  esm.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"), att(queue_id, "Arn"))
+        checks.eq(f"{esm_id} on-failure destination = the on-failure bucket",
+                  esm.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination"), att(failure_id, "Arn"))
+        checks.eq(f"{esm_id} MetricsConfig (DroppedEventCount, OnFailureDestinationDeliveredEventCount)",
+                  esm.get("MetricsConfig"), {"Metrics": ["EventCount"]})
         checks.eq(f"{esm_id} reports batch item failures", esm.get("FunctionResponseTypes"), ["ReportBatchItemFailures"])
         checks.eq(f"{esm_id} bisects on error", esm.get("BisectBatchOnFunctionError"), True)
         age = int(esm.get("MaximumRecordAgeInSeconds", -1))
@@ -786,12 +801,18 @@ def deploy(args: argparse.Namespace) -> int:
                     checks.true(f"{role_id} {st.get('Sid')} names {resource}", base is not None,
                                 "(not a resource of this stack)")
                 if st.get("Sid") and "s3:PutObject" in as_list(st.get("Action")):
-                    checks.eq(f"{role_id} {st['Sid']} covers src/adapters/s3.rs KEY_PREFIX",
-                              as_list(st["Resource"]), [f"{att(bucket_id, 'Arn')}/{key_prefix}*"])
+                    checks.true(f"{role_id} {st['Sid']} covers src/adapters/s3.rs KEY_PREFIX or the event "
+                                "source mapping's aws/lambda/ keys",
+                                as_list(st["Resource"]) in ([f"{att(bucket_id, 'Arn')}/{key_prefix}*"],
+                                                            [f"{att(failure_id, 'Arn')}/aws/lambda/*"]),
+                                f"({as_list(st['Resource'])})")
+                if "s3:ListBucket" in as_list(st.get("Action")):
+                    checks.eq(f"{role_id} {st.get('Sid')} lists only the on-failure bucket",
+                              as_list(st["Resource"]), [att(failure_id, "Arn")])
 
     print("\n==> outputs")
     want_outputs = {"StreamName": ref(stream_id), "StreamArn": att(stream_id, "Arn"), "TableName": ref(table_id),
-                    "DeadLetterBucketName": bucket, "OnFailureQueueUrl": ref(queue_id)}
+                    "DeadLetterBucketName": bucket, "OnFailureBucketName": failure_bucket}
     if alert_id:
         want_outputs["AlertTopicArn"] = ref(alert_id)
     for topic_id in on_call_ids:
@@ -807,8 +828,7 @@ def deploy(args: argparse.Namespace) -> int:
     checks.true("item readable by its key", "Item" in d.dynamodb.get_item(TableName=ref(table_id), Key=item))
     if alert_id:
         d.sns.publish(TopicArn=ref(alert_id), Subject="emergency", Message="smoke")
-    d.sqs.send_message(QueueUrl=ref(queue_id), MessageBody="{}")
-    checks.true("stream, table, topic and queue accept writes", True)
+    checks.true("stream, table and topic accept writes", True)
     # The emulator evaluates bucket policies: over plain HTTP, DenyInsecureTransport applies.
     from botocore.exceptions import ClientError
 
@@ -819,6 +839,14 @@ def deploy(args: argparse.Namespace) -> int:
         denied = e.response.get("Error", {}).get("Code")
     checks.true("bucket refuses a write over plain HTTP (DenyInsecureTransport)", denied in ("403", "AccessDenied"),
                 f"(got {denied or 'no error'})")
+    try:
+        d.s3.put_object(Bucket=failure_bucket, Key="aws/lambda/smoke/shard-0/2026/01/01/2026-01-01T00.00.00-x",
+                        Body=b"{}")
+        denied = None
+    except ClientError as e:
+        denied = e.response.get("Error", {}).get("Code")
+    checks.true("on-failure bucket refuses a write over plain HTTP (DenyInsecureTransport)",
+                denied in ("403", "AccessDenied"), f"(got {denied or 'no error'})")
 
     print(f"\ncreated {len(created)}: {', '.join(sorted({r for _, r in created}))}")
     print(f"skipped {len(skipped)}: {', '.join(sorted({r for _, r, _ in skipped}))}")

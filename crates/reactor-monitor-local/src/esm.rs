@@ -36,7 +36,8 @@ pub struct MappingSettings {
     pub bisect_batch_on_function_error: bool,
     pub region: String,
     pub stream_arn: String,
-    pub on_failure_queue_url: Option<String>,
+    /// The S3 bucket that receives, whole, every batch the mapping gives up on.
+    pub on_failure_bucket: Option<String>,
     /// The function's timeout: each invocation's deadline.
     pub function_timeout: Duration,
     /// Where to start reading each shard; shards not named start at `TRIM_HORIZON`, as in
@@ -80,7 +81,7 @@ struct Segment {
 /// Polls every shard of the stream until `progress.stop` is set and the shard is drained.
 pub async fn run<I: Invoke + 'static>(
     kinesis: aws_sdk_kinesis::Client,
-    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
     settings: MappingSettings,
     invoker: Arc<I>,
     progress: Arc<MappingProgress>,
@@ -101,7 +102,7 @@ pub async fn run<I: Invoke + 'static>(
         }
         let poller = ShardPoller {
             kinesis: kinesis.clone(),
-            sqs: sqs.clone(),
+            s3: s3.clone(),
             settings: settings.clone(),
             invoker: invoker.clone(),
             progress: progress.clone(),
@@ -117,7 +118,7 @@ pub async fn run<I: Invoke + 'static>(
 
 struct ShardPoller<I> {
     kinesis: aws_sdk_kinesis::Client,
-    sqs: aws_sdk_sqs::Client,
+    s3: aws_sdk_s3::Client,
     settings: Arc<MappingSettings>,
     invoker: Arc<I>,
     progress: Arc<MappingProgress>,
@@ -325,16 +326,17 @@ impl<I: Invoke + 'static> ShardPoller<I> {
         self.progress.settled.fetch_add(records, Ordering::Relaxed);
     }
 
-    /// Sends what Lambda sends to an on-failure destination: the batch's coordinates.
+    /// Writes what Lambda writes to an S3 on-failure destination: the batch's coordinates and
+    /// the whole invocation event (`payload`, the event JSON as a string), one object per batch.
     async fn give_up(
         &self,
         records: &[Record],
         condition: &str,
         attempts: u32,
     ) -> anyhow::Result<()> {
-        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        if records.is_empty() {
             return Ok(());
-        };
+        }
         self.progress
             .exhausted_batches
             .fetch_add(1, Ordering::Relaxed);
@@ -343,36 +345,34 @@ impl<I: Invoke + 'static> ShardPoller<I> {
             .fetch_add(records.len(), Ordering::Relaxed);
         self.settle(records.len());
         tracing::warn!(shard_id = %self.shard_id, records = records.len(), condition, "batch sent to the on-failure destination");
-        let Some(queue) = &self.settings.on_failure_queue_url else {
+        let Some(bucket) = &self.settings.on_failure_bucket else {
             return Ok(());
         };
-        let message = json!({
-            "requestContext": {
-                "requestId": format!("local-{}-{}", self.shard_id, first.sequence_number()),
-                "functionArn": format!("arn:aws:lambda:{}:123456789012:function:reactor-monitor", self.settings.region),
-                "condition": condition,
-                "approximateInvokeCount": attempts,
-            },
-            "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
-            "version": "1.0",
-            "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            "KinesisBatchInfo": {
-                "shardId": self.shard_id,
-                "startSequenceNumber": first.sequence_number(),
-                "endSequenceNumber": last.sequence_number(),
-                "approximateArrivalOfFirstRecord": arrival(first).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-                "approximateArrivalOfLastRecord": arrival(last).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-                "batchSize": records.len(),
-                "streamArn": self.settings.stream_arn,
-            }
-        });
-        self.sqs
-            .send_message()
-            .queue_url(queue)
-            .message_body(message.to_string())
+        let now = Utc::now();
+        let payload = String::from_utf8(self.event(records)).expect("event JSON is UTF-8");
+        let record = on_failure_record(
+            &self.settings,
+            &self.shard_id,
+            records,
+            condition,
+            attempts,
+            now,
+            Some(payload),
+        );
+        let key = on_failure_key(
+            &mapping_uuid(&self.settings.stream_arn),
+            &self.shard_id,
+            now,
+        );
+        self.s3
+            .put_object()
+            .bucket(bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(serde_json::to_vec(&record)?.into())
             .send()
             .await
-            .context("sending to the on-failure destination")?;
+            .with_context(|| format!("writing {key} to the on-failure destination"))?;
         Ok(())
     }
 
@@ -401,6 +401,84 @@ impl<I: Invoke + 'static> ShardPoller<I> {
             .collect();
         serde_json::to_vec(&json!({ "Records": records })).expect("an event serialises")
     }
+}
+
+/// The invocation record Lambda sends to an on-failure destination for a Kinesis batch (Lambda
+/// developer guide, "Retain discarded batch records for a Kinesis Data Streams event source");
+/// `payload` (the whole event, as an escaped JSON string) only for S3 destinations.
+pub fn on_failure_record(
+    settings: &MappingSettings,
+    shard_id: &str,
+    records: &[Record],
+    condition: &str,
+    attempts: u32,
+    now: DateTime<Utc>,
+    payload: Option<String>,
+) -> serde_json::Value {
+    let (first, last) = (&records[0], &records[records.len() - 1]);
+    let mut record = json!({
+        "requestContext": {
+            "requestId": format!("local-{}-{}", shard_id, first.sequence_number()),
+            "functionArn": format!("arn:aws:lambda:{}:123456789012:function:reactor-monitor", settings.region),
+            "condition": condition,
+            "approximateInvokeCount": attempts,
+        },
+        "responseContext": { "statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled" },
+        "version": "1.0",
+        "timestamp": now.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "KinesisBatchInfo": {
+            "shardId": shard_id,
+            "startSequenceNumber": first.sequence_number(),
+            "endSequenceNumber": last.sequence_number(),
+            "approximateArrivalOfFirstRecord": arrival(first).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            "approximateArrivalOfLastRecord": arrival(last).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+            "batchSize": records.len(),
+            "streamArn": settings.stream_arn,
+        }
+    });
+    if let Some(payload) = payload {
+        record["payload"] = serde_json::Value::String(payload);
+    }
+    record
+}
+
+/// The key of an on-failure object, as AWS documents it:
+/// `aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<Random UUID>`.
+pub fn on_failure_key(mapping_uuid: &str, shard_id: &str, now: DateTime<Utc>) -> String {
+    let random: u128 = rand::random();
+    format!(
+        "{ON_FAILURE_KEY_PREFIX}{mapping_uuid}/{shard_id}/{}/{}-{}",
+        now.format("%Y/%m/%d"),
+        now.format("%Y-%m-%dT%H.%M.%S"),
+        uuid_text(random)
+    )
+}
+
+/// Every on-failure object's key starts with it.
+pub const ON_FAILURE_KEY_PREFIX: &str = "aws/lambda/";
+
+/// The local mapping's UUID: stable for a stream, so its objects group under one prefix as a
+/// real mapping's do.
+pub fn mapping_uuid(stream_arn: &str) -> String {
+    use md5::Digest;
+    let digest = md5::Md5::digest(format!("reactor-monitor-local esm {stream_arn}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest);
+    bytes[6] = (bytes[6] & 0x0f) | 0x30; // version 3 (name-based, MD5)
+    bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 4122 variant
+    uuid_text(u128::from_be_bytes(bytes))
+}
+
+fn uuid_text(value: u128) -> String {
+    let hex = format!("{value:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 fn arrival(record: &Record) -> Option<DateTime<Utc>> {

@@ -4,11 +4,16 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
-use aws_sdk_kinesis::types::StreamStatus;
+use aws_sdk_kinesis::client::Waiters;
 
 use reactor_monitor::adapters::dynamodb::attr;
 use reactor_monitor::aws::s3_client;
 use reactor_monitor::config::{Config, defaults};
+
+/// The on-failure bucket's name in the emulator (the template adds -<account>-<region>).
+pub const ON_FAILURE_BUCKET: &str = "reactor-monitor-exhausted-batches";
+/// How long a new stream may take to become ACTIVE.
+const STREAM_ACTIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Names of the local resources; the defaults are the template's.
 #[derive(Debug, Clone)]
@@ -17,7 +22,8 @@ pub struct ResourceNames {
     pub table: String,
     pub alert_topic: String,
     pub dead_letter_bucket: String,
-    pub on_failure_queue: String,
+    /// The event source mapping's S3 on-failure destination (the template's OnFailureBucket).
+    pub on_failure_bucket: String,
     pub on_call_queue: String,
 }
 
@@ -28,7 +34,7 @@ impl Default for ResourceNames {
             table: defaults::TABLE_NAME.into(),
             alert_topic: defaults::ALERT_TOPIC_NAME.into(),
             dead_letter_bucket: defaults::DEAD_LETTER_BUCKET.into(),
-            on_failure_queue: defaults::ON_FAILURE_QUEUE_NAME.into(),
+            on_failure_bucket: ON_FAILURE_BUCKET.into(),
             on_call_queue: defaults::ON_CALL_QUEUE_NAME.into(),
         }
     }
@@ -40,8 +46,6 @@ pub struct Resources {
     pub names: ResourceNames,
     pub stream_arn: String,
     pub alert_topic_arn: String,
-    pub on_failure_queue_url: String,
-    pub on_failure_queue_arn: String,
     pub on_call_queue_url: String,
 }
 
@@ -81,21 +85,19 @@ pub async fn create(
             .await
             .with_context(|| format!("creating stream {}", names.stream))?;
     }
-    let stream_arn = loop {
-        let summary = kinesis
-            .describe_stream_summary()
-            .stream_name(&names.stream)
-            .send()
-            .await
-            .context("describing the stream")?;
-        let summary = summary
-            .stream_description_summary
-            .context("no stream summary")?;
-        if summary.stream_status == StreamStatus::Active {
-            break summary.stream_arn;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    };
+    // The SDK's waiter: DescribeStream until ACTIVE, with backoff, within a time limit.
+    let stream = kinesis
+        .wait_until_stream_exists()
+        .stream_name(&names.stream)
+        .wait(STREAM_ACTIVE_TIMEOUT)
+        .await
+        .with_context(|| format!("waiting for stream {} to become ACTIVE", names.stream))?
+        .into_result()
+        .context("the stream did not become ACTIVE")?;
+    let stream_arn = stream
+        .stream_description
+        .context("no stream description")?
+        .stream_arn;
 
     let tables = dynamodb
         .list_tables()
@@ -126,18 +128,19 @@ pub async fn create(
         .topic_arn
         .context("no topic ARN")?;
     let buckets = s3.list_buckets().send().await.context("listing buckets")?;
-    if !buckets
-        .buckets()
-        .iter()
-        .any(|b| b.name() == Some(names.dead_letter_bucket.as_str()))
-    {
-        s3.create_bucket()
-            .bucket(&names.dead_letter_bucket)
-            .send()
-            .await
-            .context("creating the dead-letter bucket")?;
+    for bucket in [&names.dead_letter_bucket, &names.on_failure_bucket] {
+        if !buckets
+            .buckets()
+            .iter()
+            .any(|b| b.name() == Some(bucket.as_str()))
+        {
+            s3.create_bucket()
+                .bucket(bucket)
+                .send()
+                .await
+                .with_context(|| format!("creating bucket {bucket}"))?;
+        }
     }
-    let (on_failure_queue_url, on_failure_queue_arn) = queue(&sqs, &names.on_failure_queue).await?;
     let (on_call_queue_url, on_call_queue_arn) = queue(&sqs, &names.on_call_queue).await?;
 
     let subscribed = sns
@@ -164,8 +167,6 @@ pub async fn create(
         names: names.clone(),
         stream_arn,
         alert_topic_arn,
-        on_failure_queue_url,
-        on_failure_queue_arn,
         on_call_queue_url,
     })
 }

@@ -277,7 +277,7 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     let process_started = Instant::now();
     let mapping = tokio::spawn(esm::run(
         kinesis.clone(),
-        aws_sdk_sqs::Client::new(&sdk),
+        reactor_monitor::aws::s3_client(&sdk),
         mapping_settings(options, &resources, &sdk, &placements),
         function.clone(),
         progress.clone(),
@@ -388,7 +388,7 @@ pub(crate) fn mapping_settings(
             .map(|r| r.to_string())
             .unwrap_or_else(|| LOCAL_REGION.into()),
         stream_arn: resources.stream_arn.clone(),
-        on_failure_queue_url: Some(resources.on_failure_queue_url.clone()),
+        on_failure_bucket: Some(resources.names.on_failure_bucket.clone()),
         function_timeout: options.function_timeout,
         starting_positions,
         only_started_shards: true,

@@ -208,7 +208,7 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
     let progress = Arc::new(MappingProgress::default());
     let mapping = tokio::spawn(esm::run(
         kinesis,
-        aws_sdk_sqs::Client::new(&sdk),
+        aws::s3_client(&sdk),
         settings,
         function.clone(),
         progress.clone(),

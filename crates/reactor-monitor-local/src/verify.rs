@@ -8,6 +8,9 @@ use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
+use aws_lambda_events::event::kinesis::KinesisEvent;
+
+use crate::esm::ON_FAILURE_KEY_PREFIX;
 use crate::generate::Placement;
 use crate::resources::Resources;
 use reactor_monitor::adapters::dynamodb::{KIND_READING, attr};
@@ -27,8 +30,11 @@ pub struct Verified {
     pub duplicate_alerts: usize,
     /// Rejected payloads in the dead-letter bucket.
     pub dead_letters: usize,
-    /// Batches the event source mapping gave up on, in the on-failure destination.
+    /// Batches the event source mapping gave up on, in the on-failure bucket (objects holding
+    /// at least one of the run's records).
     pub exhausted_batches: usize,
+    /// The run's records in those batches' payloads (the whole invocation events).
+    pub exhausted_records: usize,
 }
 
 #[derive(Deserialize)]
@@ -92,7 +98,8 @@ pub async fn verify(
             .entry(n.subject.unwrap_or_default())
             .or_default() += 1;
     }
-    verified.exhausted_batches = drain(&sqs, &resources.on_failure_queue_url).await?.len();
+    (verified.exhausted_batches, verified.exhausted_records) =
+        exhausted(sdk, resources, &produced).await?;
     Ok(verified)
 }
 
@@ -174,39 +181,135 @@ async fn dead_letters(
     }
 }
 
+/// Batches in the on-failure bucket, and the run's records in their payloads.
+async fn exhausted(
+    sdk: &aws_config::SdkConfig,
+    resources: &Resources,
+    produced: &HashSet<(&str, &str)>,
+) -> anyhow::Result<(usize, usize)> {
+    let s3 = s3_client(sdk);
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&resources.names.on_failure_bucket)
+        .prefix(ON_FAILURE_KEY_PREFIX)
+        .into_paginator()
+        .send();
+    let (mut batches, mut records) = (0, 0);
+    while let Some(page) = pages.next().await {
+        for object in page.context("listing the on-failure bucket")?.contents() {
+            let key = object.key().unwrap_or_default();
+            let body = s3
+                .get_object()
+                .bucket(&resources.names.on_failure_bucket)
+                .key(key)
+                .send()
+                .await
+                .with_context(|| format!("reading {key}"))?
+                .body
+                .collect()
+                .await
+                .with_context(|| format!("reading {key}"))?
+                .into_bytes();
+            let record: serde_json::Value = serde_json::from_slice(&body)
+                .with_context(|| format!("{key} is not an invocation record"))?;
+            let event: KinesisEvent =
+                serde_json::from_str(record["payload"].as_str().unwrap_or("{}"))
+                    .with_context(|| format!("{key}: payload is not a Kinesis event"))?;
+            let shard = record["KinesisBatchInfo"]["shardId"]
+                .as_str()
+                .unwrap_or_default();
+            let ours = event
+                .records
+                .iter()
+                .filter(|r| produced.contains(&(shard, r.kinesis.sequence_number.as_str())))
+                .count();
+            if ours > 0 {
+                batches += 1;
+                records += ours;
+            }
+        }
+    }
+    Ok((batches, records))
+}
+
 /// The sequence number written as `text`, when it is (part of) one of the run's records.
 fn of_run(produced: &HashSet<(&str, &str)>, shard: &str, text: &str) -> Option<SequenceNumber> {
     let seq: SequenceNumber = text.parse().ok()?;
     produced.contains(&(shard, seq.as_str())).then_some(seq)
 }
 
-/// Receives and deletes every message of a queue.
+/// How long the read-back's last, empty receive waits for messages to become visible again:
+/// past the visibility timeout of a receive whose response was lost (it took effect, the
+/// messages it carried are hidden) when that receive used a timeout this short.
+pub const READ_PAST_SECONDS: i32 = 2;
+
+/// Receives and deletes every message of a queue, each once (by message id).
+///
+/// Exact on a lossy network: the receives use VisibilityTimeout 0, so a receive whose response
+/// was lost after it took effect hides nothing; a message received twice (its delete lost) is
+/// counted once; and the read ends only after a receive that long-polled `READ_PAST_SECONDS`
+/// found nothing.
 pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<Vec<String>> {
     let mut bodies = Vec::new();
+    let mut seen = HashSet::new();
     loop {
         let out = sqs
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(10)
-            .visibility_timeout(300)
+            .visibility_timeout(0)
             .message_attribute_names("All")
             .send()
             .await
             .context("receiving from a queue")?;
         let messages = out.messages.unwrap_or_default();
         if messages.is_empty() {
-            return Ok(bodies);
+            // One more receive, long-polling past short visibility timeouts.
+            let out = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .wait_time_seconds(READ_PAST_SECONDS)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .context("receiving from a queue")?;
+            let messages = out.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return Ok(bodies);
+            }
+            take(sqs, queue_url, messages, &mut seen, &mut bodies).await?;
+            continue;
         }
-        let mut delete = sqs.delete_message_batch().queue_url(queue_url);
-        for (i, m) in messages.iter().enumerate() {
-            delete = delete.entries(
-                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle().unwrap_or_default())
-                    .build()?,
-            );
-        }
-        delete.send().await.context("deleting received messages")?;
-        bodies.extend(messages.into_iter().filter_map(|m| m.body));
+        take(sqs, queue_url, messages, &mut seen, &mut bodies).await?;
     }
+}
+
+async fn take(
+    sqs: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    messages: Vec<aws_sdk_sqs::types::Message>,
+    seen: &mut HashSet<String>,
+    bodies: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let mut delete = sqs.delete_message_batch().queue_url(queue_url);
+    for (i, m) in messages.iter().enumerate() {
+        delete = delete.entries(
+            aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                .id(i.to_string())
+                .receipt_handle(m.receipt_handle().unwrap_or_default())
+                .build()?,
+        );
+    }
+    delete.send().await.context("deleting received messages")?;
+    for m in messages {
+        let id = m.message_id.clone().unwrap_or_default();
+        if seen.insert(id)
+            && let Some(body) = m.body
+        {
+            bodies.push(body);
+        }
+    }
+    Ok(())
 }

@@ -83,16 +83,16 @@ const AWS_METRICS: &[(&str, &str, &[&str], &str)] = &[
         SNS_DOC,
     ),
     (
-        "AWS/SQS",
-        "ApproximateNumberOfMessagesVisible",
-        &["QueueName"],
-        SQS_DOC,
+        "AWS/Lambda",
+        "OnFailureDestinationDeliveredEventCount",
+        &["EventSourceMappingUUID"],
+        LAMBDA_ESM_DOC,
     ),
     (
-        "AWS/SQS",
-        "ApproximateAgeOfOldestMessage",
-        &["QueueName"],
-        SQS_DOC,
+        "AWS/Lambda",
+        "DroppedEventCount",
+        &["EventSourceMappingUUID"],
+        LAMBDA_ESM_DOC,
     ),
 ];
 const KINESIS_DOC: &str = "Kinesis Data Streams developer guide: stream-level metrics";
@@ -100,7 +100,8 @@ const LAMBDA_DOC: &str =
     "Lambda developer guide: function metrics (invocation, performance, concurrency)";
 const DYNAMODB_DOC: &str = "DynamoDB developer guide: DynamoDB metrics and dimensions";
 const SNS_DOC: &str = "SNS developer guide: Amazon SNS metrics";
-const SQS_DOC: &str = "SQS developer guide: available CloudWatch metrics for Amazon SQS";
+const LAMBDA_ESM_DOC: &str = "Lambda developer guide: event source mapping metrics (MetricsConfig \
+     EventCount), viewed by event source mapping UUID";
 
 /// Which nested-template parameter an AWS dimension must take its value from: the resource the
 /// artefacts watch, not a literal name.
@@ -109,7 +110,7 @@ const DIMENSION_SOURCES: &[(&str, &str)] = &[
     ("FunctionName", "FunctionName"),
     ("TableName", "TableName"),
     ("TopicName", "AlertTopicName"),
-    ("QueueName", "OnFailureQueueName"),
+    ("EventSourceMappingUUID", "EventSourceMappingUuid"),
 ];
 
 /// Which resource of template.yaml a parameter passed to a nested application must refer to.
@@ -118,7 +119,12 @@ const PASSED_RESOURCES: &[(&str, &str)] = &[
     ("FunctionName", "ReactorMonitorFunction"),
     ("TableName", "IndicationsTable"),
     ("AlertTopicName", "AlertTopic"),
-    ("OnFailureQueueName", "OnFailureQueue"),
+    ("OnFailureBucketName", "OnFailureBucket"),
+    // SAM names the mapping of a function's event <function><event>.
+    (
+        "EventSourceMappingUuid",
+        "ReactorMonitorFunctionIndications",
+    ),
     ("DeadLetterBucketName", "DeadLetterBucket"),
     ("FunctionLogGroupName", "FunctionLogGroup"),
     ("OnCallTopicArn", "OnCallTopic"),

@@ -3,4 +3,5 @@
 
 mod cloudformation;
 mod consistency;
+mod on_failure;
 mod template_policy;

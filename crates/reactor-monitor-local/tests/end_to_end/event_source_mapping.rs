@@ -11,7 +11,6 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use reactor_monitor_local::esm::{self, Invoke, MappingProgress, MappingSettings};
 use reactor_monitor_local::generate::{self, OutgoingRecord};
-use reactor_monitor_local::verify;
 use tokio::time::Instant;
 
 /// What the scripted function does with a batch, given its sequence numbers and the
@@ -89,14 +88,14 @@ async fn run_mapping(records: usize, batch_size: usize, retries: u32, script: Bo
         bisect_batch_on_function_error: true,
         region: "us-east-1".into(),
         stream_arn: resources.stream_arn.clone(),
-        on_failure_queue_url: Some(resources.on_failure_queue_url.clone()),
+        on_failure_bucket: Some(resources.names.on_failure_bucket.clone()),
         function_timeout: Duration::from_secs(10),
         starting_positions: HashMap::new(),
         only_started_shards: false,
     };
     let mapping = tokio::spawn(esm::run(
         kinesis,
-        aws_sdk_sqs::Client::new(&sdk),
+        reactor_monitor::aws::s3_client(&sdk),
         settings,
         function.clone(),
         progress.clone(),
@@ -107,15 +106,32 @@ async fn run_mapping(records: usize, batch_size: usize, retries: u32, script: Bo
     }
     progress.stop.store(true, Ordering::Relaxed);
     mapping.await.unwrap().unwrap();
-    let on_failure = verify::drain(
-        &aws_sdk_sqs::Client::new(&sdk),
-        &resources.on_failure_queue_url,
-    )
-    .await
-    .unwrap()
-    .iter()
-    .map(|b| serde_json::from_str(b).unwrap())
-    .collect();
+    let s3 = reactor_monitor::aws::s3_client(&sdk);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&resources.names.on_failure_bucket)
+        .send()
+        .await
+        .unwrap();
+    let mut on_failure = Vec::new();
+    for object in listed.contents() {
+        let key = object.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(&resources.names.on_failure_bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let mut record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        record["key"] = key.into();
+        on_failure.push(record);
+    }
     let batches = function.batches.lock().unwrap().clone();
     Run {
         batches,
@@ -215,4 +231,40 @@ async fn exhausted_retries_send_the_batch_to_the_on_failure_destination() {
         "RetryAttemptsExhausted"
     );
     assert_eq!(run.progress.exhausted_records.load(Ordering::Relaxed), 3);
+    // The S3 destination's record: the whole invocation event in `payload` (a JSON string), and
+    // AWS's key format aws/lambda/<ESM-UUID>/<shardID>/YYYY/MM/DD/YYYY-MM-DDTHH.MM.SS-<UUID>.
+    let mut carried = Vec::new();
+    for record in &run.on_failure {
+        for field in ["requestContext", "responseContext", "version", "timestamp"] {
+            assert!(!record[field].is_null(), "{field} missing: {record}");
+        }
+        let event: aws_lambda_events::event::kinesis::KinesisEvent =
+            serde_json::from_str(record["payload"].as_str().expect("payload is a string")).unwrap();
+        assert_eq!(
+            event.records.len() as u64,
+            record["KinesisBatchInfo"]["batchSize"].as_u64().unwrap()
+        );
+        for r in &event.records {
+            carried.push(r.kinesis.sequence_number.parse::<u64>().unwrap());
+            assert!(
+                !r.kinesis.data.is_empty(),
+                "the record's data travels with it"
+            );
+        }
+        let key = record["key"].as_str().unwrap();
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts.len(), 8, "{key}");
+        assert_eq!(&parts[..2], ["aws", "lambda"], "{key}");
+        assert_eq!(parts[2].len(), 36, "mapping UUID: {key}");
+        assert_eq!(parts[3], record["KinesisBatchInfo"]["shardId"], "{key}");
+        let day = format!("{}-{}-{}T", parts[4], parts[5], parts[6]);
+        assert!(parts[7].starts_with(&day), "{key}");
+        assert_eq!(parts[7].len(), "YYYY-MM-DDTHH.MM.SS-".len() + 36, "{key}");
+        assert_eq!(&parts[7][13..14], ".", "{key}");
+    }
+    carried.sort();
+    assert_eq!(
+        carried, run.produced,
+        "every exhausted record is in a payload"
+    );
 }
