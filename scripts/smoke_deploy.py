@@ -8,7 +8,7 @@ Two commands, each run by the virtualenv that has its library:
 conditions and intrinsic functions itself, creates every resource of a type the emulator
 supports with boto3 from its resolved properties, in dependency order, and prints the ones it
 skips. It then reads the emulator back and checks that names and key properties agree with the
-code (src/config.rs `defaults`, src/adapters/dynamodb.rs `attr`, src/adapters/s3.rs KEY_PREFIX)
+code (crates/reactor-monitor/src/config.rs `defaults`, crates/reactor-monitor/src/adapters/dynamodb.rs `attr`, crates/reactor-monitor/src/adapters/s3.rs KEY_PREFIX)
 and that the skipped resources (function, event source mapping, role) name what was created.
 Any property it does not know how to apply is a failure, not a silent omission.
 """
@@ -613,10 +613,10 @@ def deploy(args: argparse.Namespace) -> int:
         print(f"  skipped {rtype:<34} {logical_id:<36} {why}")
 
     # ------------------------------------------------------------------------------------------
-    defaults = rust_consts(os.path.join(root, "src/config.rs"), "defaults")
-    env_names = rust_consts(os.path.join(root, "src/config.rs"), "env")
-    attr = rust_consts(os.path.join(root, "src/adapters/dynamodb.rs"), "attr")
-    key_prefix = rust_consts(os.path.join(root, "src/adapters/s3.rs"))["KEY_PREFIX"]
+    defaults = rust_consts(os.path.join(root, "crates/reactor-monitor/src/config.rs"), "defaults")
+    env_names = rust_consts(os.path.join(root, "crates/reactor-monitor/src/config.rs"), "env")
+    attr = rust_consts(os.path.join(root, "crates/reactor-monitor/src/adapters/dynamodb.rs"), "attr")
+    key_prefix = rust_consts(os.path.join(root, "crates/reactor-monitor/src/adapters/s3.rs"))["KEY_PREFIX"]
     by_type: dict[str, list[str]] = {}
     for logical_id, rtype in created:
         by_type.setdefault(rtype, []).append(logical_id)
@@ -630,7 +630,7 @@ def deploy(args: argparse.Namespace) -> int:
     ref = lambda logical_id: t.physical[logical_id][0]  # noqa: E731
 
     def name_check(what: str, got: str, parameter: str, default_key: str) -> None:
-        """The template's default is the code's (src/config.rs), and the name is the parameter's."""
+        """The template's default is the code's (crates/reactor-monitor/src/config.rs), and the name is the parameter's."""
         spec = (doc.get("Parameters") or {}).get(parameter)
         checks.true(f"{what} name is the parameter {parameter}", spec is not None, "(no such parameter)")
         if spec is not None:

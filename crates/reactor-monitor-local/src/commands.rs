@@ -1,0 +1,149 @@
+//! The CLI's commands other than `local`, and the human rendering of a local run.
+
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+
+use anyhow::Context;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use lambda_runtime::LambdaEvent;
+
+use crate::emulator::Emulator;
+use crate::generate::{self, Mix};
+use crate::resources::{self, ResourceNames};
+use crate::run::LocalReport;
+use reactor_monitor::aws;
+use reactor_monitor::config::{Config, env};
+
+/// Runs `work` against the given endpoint, `AWS_ENDPOINT_URL`, or a fresh emulator.
+async fn with_endpoint<T>(
+    endpoint: Option<String>,
+    work: impl AsyncFnOnce(&str) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if let Some(endpoint) = endpoint.or_else(|| std::env::var("AWS_ENDPOINT_URL").ok()) {
+        return work(&endpoint).await;
+    }
+    let emulator = Emulator::start().await?;
+    let result = work(emulator.endpoint()).await;
+    emulator.stop().await;
+    result
+}
+
+/// Puts generated readings into a stream, `aggregate` readings at most per Kinesis record
+/// when given (KPL aggregation). With an endpoint (or `AWS_ENDPOINT_URL`) it talks to that
+/// emulator with dummy credentials; without, to the deployed stream in AWS with the standard
+/// credential chain, like the AWS CLI. `rate` is in readings per second.
+pub async fn generate(
+    endpoint: Option<String>,
+    stream: &str,
+    count: usize,
+    rate: Option<f64>,
+    mix: &Mix,
+    aggregate: Option<usize>,
+) -> anyhow::Result<()> {
+    let endpoint = endpoint.or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let sdk = match &endpoint {
+        Some(endpoint) => aws::local_sdk_config(endpoint).await,
+        None => aws::sdk_config(None).await,
+    };
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let readings = generate::generate(mix, count);
+    let records = match aggregate {
+        Some(per_record) => generate::aggregate(&readings, per_record),
+        None => readings,
+    };
+    // put_records paces Kinesis records: the same readings per second in fewer records.
+    let record_rate = rate.map(|r| r * records.len() as f64 / count.max(1) as f64);
+    let bar = indicatif::ProgressBar::new(records.len() as u64);
+    let placements = generate::put_records(
+        &kinesis,
+        stream,
+        &records,
+        record_rate,
+        &bar,
+        &AtomicUsize::new(0),
+    )
+    .await?;
+    bar.finish();
+    let target = endpoint.unwrap_or_else(|| "AWS".to_string());
+    match aggregate {
+        Some(_) => eprintln!(
+            "put {count} readings in {} KPL aggregated records into {stream} at {target}",
+            placements.len()
+        ),
+        None => eprintln!(
+            "put {} readings into {stream} at {target}",
+            placements.len()
+        ),
+    }
+    Ok(())
+}
+
+/// Runs the handler once on an event file. The configuration comes from the environment
+/// when `TABLE_NAME` is set, else from the local resources (created if missing).
+pub async fn invoke(endpoint: Option<String>, event: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(event).with_context(|| format!("reading {}", event.display()))?;
+    let payload: KinesisEvent = serde_json::from_slice(&bytes).with_context(|| {
+        format!(
+            "{} is not a Kinesis event as Lambda sends it",
+            event.display()
+        )
+    })?;
+    with_endpoint(endpoint, async |endpoint| {
+        let sdk = aws::local_sdk_config(endpoint).await;
+        let config = if std::env::var(env::TABLE_NAME).is_ok() {
+            Config::from_env()?
+        } else {
+            resources::create(&sdk, &ResourceNames::default(), 1)
+                .await?
+                .config()
+        };
+        let pipeline = aws::pipeline(&sdk, &config);
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = "local-invoke".into();
+        context.deadline =
+            (chrono::Utc::now() + chrono::Duration::seconds(60)).timestamp_millis() as u64;
+        let (response, report) =
+            reactor_monitor::lambda::handle(&pipeline, LambdaEvent::new(payload, context)).await?;
+        reactor_monitor::telemetry::log_batch(&report, None);
+        Ok(serde_json::to_string(&response)?)
+    })
+    .await
+}
+
+pub fn human_report(report: &LocalReport) -> String {
+    let mut out = String::new();
+    out.push_str(&format!("endpoint        {}\n", report.endpoint));
+    out.push_str(&format!(
+        "produced        {}  (stored {}, alerted {} warning + {} emergency, dead-lettered {}, retried {}, exhausted {})\n",
+        report.produced, report.stored, report.alerted.warning, report.alerted.emergency, report.dead_lettered, report.retried, report.exhausted
+    ));
+    if report.kinesis_records != report.produced {
+        out.push_str(&format!(
+            "put as          {} Kinesis records (KPL aggregated)\n",
+            report.kinesis_records
+        ));
+    }
+    out.push_str(&format!(
+        "read back       {} items, {} alerts delivered to on-call, {} dead letters\n",
+        report.verified.items, report.verified.alerts_delivered, report.verified.dead_letters
+    ));
+    out.push_str(&format!(
+        "throughput      {:.0} readings/s over {:.2} s, {} invocations (p50 {:.1} ms, p99 {:.1} ms), {:.1} AWS requests per 1,000 readings\n\n",
+        report.readings_per_second, report.process_seconds, report.invocations, report.invocation_p50_ms, report.invocation_p99_ms, report.aws_requests_per_1000_readings
+    ));
+    out.push_str(&format!(
+        "unique flows, from the {} spans received over OTLP (record spans per flow type):\n",
+        report.spans_received
+    ));
+    out.push_str(&crate::report::flows_table(&report.trace_flows));
+    for row in report.trace_flows.iter().filter(|r| r.count > 0) {
+        out.push_str(&format!(
+            "  {:<12} {} → {}\n",
+            row.flow_type.as_str(),
+            row.entry_point,
+            row.resources.join(", ")
+        ));
+    }
+    out.push_str(&format!("\n{}\n", report.verdict));
+    out
+}

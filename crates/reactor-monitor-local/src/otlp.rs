@@ -1,0 +1,350 @@
+//! A local OTLP/HTTP trace receiver on 127.0.0.1: what an ADOT collector or Jaeger would
+//! receive, kept in memory so that a run can show its unique flows from the spans themselves.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
+use prost::Message;
+use serde::Serialize;
+
+use crate::summary::avg_p50_p99;
+use reactor_monitor::domain::FlowType;
+use reactor_monitor::telemetry::names::spans;
+
+/// A span as received over OTLP.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedSpan {
+    pub trace_id: String,
+    pub span_id: String,
+    pub parent_span_id: String,
+    pub name: String,
+    pub kind: i32,
+    pub start_unix_nano: u64,
+    pub end_unix_nano: u64,
+    pub error: bool,
+    pub attributes: BTreeMap<String, String>,
+    pub links: Vec<(String, String)>,
+}
+
+impl ReceivedSpan {
+    pub fn attr(&self, key: &str) -> Option<&str> {
+        self.attributes.get(key).map(String::as_str)
+    }
+
+    pub fn duration_ms(&self) -> f64 {
+        self.end_unix_nano.saturating_sub(self.start_unix_nano) as f64 / 1e6
+    }
+}
+
+/// Received spans, oldest first.
+#[derive(Default)]
+struct SpanStore {
+    spans: std::collections::VecDeque<ReceivedSpan>,
+    total: usize,
+    capacity: Option<usize>,
+}
+
+impl SpanStore {
+    fn extend(&mut self, received: Vec<ReceivedSpan>) {
+        self.total += received.len();
+        self.spans.extend(received);
+        if let Some(capacity) = self.capacity {
+            let excess = self.spans.len().saturating_sub(capacity);
+            self.spans.drain(..excess);
+        }
+    }
+}
+
+/// A running receiver; its spans are shared with whoever holds the handle.
+pub struct OtlpReceiver {
+    pub endpoint: String,
+    spans: Arc<Mutex<SpanStore>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OtlpReceiver {
+    /// Starts a receiver; when `OTEL_EXPORTER_OTLP_ENDPOINT` is set (an `http://` OTLP/HTTP
+    /// endpoint such as Jaeger's on localhost:4318), every request is also forwarded there
+    /// unchanged.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_forwarding(std::env::var(FORWARD_ENV).ok().filter(|v| !v.is_empty())).await
+    }
+
+    pub async fn start_forwarding(forward_to: Option<String>) -> anyhow::Result<Self> {
+        Self::start_with(forward_to, None).await
+    }
+
+    /// A receiver that keeps only the `capacity` most recent spans, for runs without an end.
+    pub async fn start_bounded(capacity: usize) -> anyhow::Result<Self> {
+        Self::start_with(
+            std::env::var(FORWARD_ENV).ok().filter(|v| !v.is_empty()),
+            Some(capacity),
+        )
+        .await
+    }
+
+    async fn start_with(
+        forward_to: Option<String>,
+        capacity: Option<usize>,
+    ) -> anyhow::Result<Self> {
+        let forward: Option<Arc<str>> = forward_to.map(|e| Arc::from(e.trim_end_matches('/')));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding the OTLP receiver")?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let spans = Arc::new(Mutex::new(SpanStore {
+            capacity,
+            ..SpanStore::default()
+        }));
+        let shared = spans.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let spans = shared.clone();
+                let forward = forward.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        receive(req, spans.clone(), forward.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self {
+            endpoint,
+            spans,
+            task,
+        })
+    }
+
+    /// The spans kept: all of them, or the most recent ones of a bounded receiver.
+    pub fn spans(&self) -> Vec<ReceivedSpan> {
+        self.spans
+            .lock()
+            .expect("spans lock")
+            .spans
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Spans received since the start, including those a bounded receiver let go.
+    pub fn total_received(&self) -> usize {
+        self.spans.lock().expect("spans lock").total
+    }
+}
+
+impl Drop for OtlpReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The standard variable naming where spans should go; the receiver forwards there.
+pub const FORWARD_ENV: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+async fn receive(
+    req: Request<Incoming>,
+    spans: Arc<Mutex<SpanStore>>,
+    forward: Option<Arc<str>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let reply = |status: StatusCode, body: Vec<u8>| {
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = status;
+        response.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/x-protobuf"),
+        );
+        Ok(response)
+    };
+    if req.uri().path() != "/v1/traces" {
+        return reply(StatusCode::NOT_FOUND, Vec::new());
+    }
+    let Ok(body) = req.into_body().collect().await else {
+        return reply(StatusCode::BAD_REQUEST, Vec::new());
+    };
+    let body = body.to_bytes();
+    if let Some(target) = forward {
+        let copy = body.clone();
+        tokio::spawn(async move {
+            if let Err(e) = forward_request(&target, copy).await {
+                tracing::warn!(target = %target, error = %e, "spans could not be forwarded");
+            }
+        });
+    }
+    let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+        return reply(StatusCode::BAD_REQUEST, Vec::new());
+    };
+    let mut received = Vec::new();
+    for resource in request.resource_spans {
+        for scope in resource.scope_spans {
+            for span in scope.spans {
+                received.push(ReceivedSpan {
+                    trace_id: hex(&span.trace_id),
+                    span_id: hex(&span.span_id),
+                    parent_span_id: hex(&span.parent_span_id),
+                    name: span.name,
+                    kind: span.kind,
+                    start_unix_nano: span.start_time_unix_nano,
+                    end_unix_nano: span.end_time_unix_nano,
+                    error: span
+                        .status
+                        .is_some_and(|s| s.code == OtlpStatus::Error as i32),
+                    attributes: span
+                        .attributes
+                        .into_iter()
+                        .map(|kv| {
+                            (
+                                kv.key,
+                                kv.value.and_then(|v| v.value).map(text).unwrap_or_default(),
+                            )
+                        })
+                        .collect(),
+                    links: span
+                        .links
+                        .into_iter()
+                        .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+                        .collect(),
+                });
+            }
+        }
+    }
+    spans.lock().expect("spans lock").extend(received);
+    reply(
+        StatusCode::OK,
+        ExportTraceServiceResponse::default().encode_to_vec(),
+    )
+}
+
+/// POSTs an OTLP/HTTP protobuf body to `<endpoint>/v1/traces` (plain HTTP/1.1).
+async fn forward_request(endpoint: &str, body: Bytes) -> anyhow::Result<()> {
+    let uri: hyper::Uri = format!("{endpoint}/v1/traces").parse()?;
+    anyhow::ensure!(
+        uri.scheme_str() == Some("http"),
+        "only http:// endpoints can be forwarded to"
+    );
+    let host = uri.host().context("no host")?.to_string();
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(connection);
+    let request = Request::post(uri.path())
+        .header(hyper::header::HOST, format!("{host}:{port}"))
+        .header(hyper::header::CONTENT_TYPE, "application/x-protobuf")
+        .body(Full::new(body))?;
+    let response = sender.send_request(request).await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "the endpoint answered {}",
+        response.status()
+    );
+    Ok(())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn text(value: AnyValue) -> String {
+    match value {
+        AnyValue::StringValue(s) => s,
+        AnyValue::BoolValue(b) => b.to_string(),
+        AnyValue::IntValue(i) => i.to_string(),
+        AnyValue::DoubleValue(d) => d.to_string(),
+        AnyValue::ArrayValue(a) => a
+            .values
+            .into_iter()
+            .filter_map(|v| v.value.map(text))
+            .collect::<Vec<_>>()
+            .join(","),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The AWS resource a call span touched, named as a service map would.
+fn resource_of(span: &ReceivedSpan) -> Option<String> {
+    let service = span.attr("rpc.service")?;
+    let name = match service {
+        "DynamoDB" => span.attr("aws.dynamodb.table_names")?.to_string(),
+        "SNS" => span
+            .attr("aws.sns.topic.arn")?
+            .rsplit(':')
+            .next()?
+            .to_string(),
+        "S3" => span.attr("aws.s3.bucket")?.to_string(),
+        _ => return Some(service.to_string()),
+    };
+    Some(format!("{service} {name}"))
+}
+
+/// One row of the unique-flows view, computed from record spans.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TraceFlowRow {
+    pub flow_type: FlowType,
+    /// Record spans (one per traced record delivery).
+    pub count: usize,
+    pub errors: usize,
+    pub avg_ms: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Distinct traces the record spans belong to.
+    pub traces: usize,
+    /// Where the flow starts: the stream its records come from.
+    pub entry_point: String,
+    /// The AWS resources its record subtrees touched, e.g. `DynamoDB indications-table`.
+    pub resources: Vec<String>,
+}
+
+/// The unique-flows view of received spans: per flow type, like X-Ray's trace groups.
+pub fn unique_flows(spans: &[ReceivedSpan]) -> Vec<TraceFlowRow> {
+    FlowType::ALL
+        .iter()
+        .map(|&flow| {
+            let records: Vec<&ReceivedSpan> = spans
+                .iter()
+                .filter(|s| {
+                    s.name == spans::RECORD && s.attr(spans::FLOW_TYPE) == Some(flow.as_str())
+                })
+                .collect();
+            let mut durations: Vec<f64> = records.iter().map(|s| s.duration_ms()).collect();
+            let (avg_ms, p50_ms, p99_ms) = avg_p50_p99(&mut durations);
+            let traces: std::collections::HashSet<&str> =
+                records.iter().map(|s| s.trace_id.as_str()).collect();
+            let record_ids: std::collections::HashSet<&str> =
+                records.iter().map(|s| s.span_id.as_str()).collect();
+            let resources: std::collections::BTreeSet<String> = spans
+                .iter()
+                .filter(|s| record_ids.contains(s.parent_span_id.as_str()))
+                .filter_map(resource_of)
+                .collect();
+            let entry_point = records
+                .iter()
+                .find_map(|s| s.attr("messaging.destination.name"))
+                .map(|stream| format!("Kinesis {stream}"))
+                .unwrap_or_default();
+            TraceFlowRow {
+                flow_type: flow,
+                count: records.len(),
+                errors: records.iter().filter(|s| s.error).count(),
+                avg_ms,
+                p50_ms,
+                p99_ms,
+                traces: traces.len(),
+                entry_point,
+                resources: resources.into_iter().collect(),
+            }
+        })
+        .collect()
+}

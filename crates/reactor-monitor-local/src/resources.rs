@@ -1,0 +1,207 @@
+//! The template's resources, created idempotently in the emulator under the same names.
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_kinesis::types::StreamStatus;
+
+use reactor_monitor::adapters::dynamodb::attr;
+use reactor_monitor::aws::s3_client;
+use reactor_monitor::config::{Config, defaults};
+
+/// Names of the local resources; the defaults are the template's.
+#[derive(Debug, Clone)]
+pub struct ResourceNames {
+    pub stream: String,
+    pub table: String,
+    pub alert_topic: String,
+    pub dead_letter_bucket: String,
+    pub on_failure_queue: String,
+    pub on_call_queue: String,
+}
+
+impl Default for ResourceNames {
+    fn default() -> Self {
+        Self {
+            stream: defaults::STREAM_NAME.into(),
+            table: defaults::TABLE_NAME.into(),
+            alert_topic: defaults::ALERT_TOPIC_NAME.into(),
+            dead_letter_bucket: defaults::DEAD_LETTER_BUCKET.into(),
+            on_failure_queue: defaults::ON_FAILURE_QUEUE_NAME.into(),
+            on_call_queue: defaults::ON_CALL_QUEUE_NAME.into(),
+        }
+    }
+}
+
+/// What exists once the resources are created.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub names: ResourceNames,
+    pub stream_arn: String,
+    pub alert_topic_arn: String,
+    pub on_failure_queue_url: String,
+    pub on_failure_queue_arn: String,
+    pub on_call_queue_url: String,
+}
+
+impl Resources {
+    /// The handler's configuration for these resources.
+    pub fn config(&self) -> Config {
+        Config::new(
+            &self.names.table,
+            &self.alert_topic_arn,
+            &self.names.dead_letter_bucket,
+        )
+    }
+}
+
+pub async fn create(
+    sdk: &aws_config::SdkConfig,
+    names: &ResourceNames,
+    shards: u32,
+) -> anyhow::Result<Resources> {
+    let kinesis = aws_sdk_kinesis::Client::new(sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let sns = aws_sdk_sns::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let s3 = s3_client(sdk);
+
+    let existing = kinesis
+        .list_streams()
+        .send()
+        .await
+        .context("listing streams")?;
+    if !existing.stream_names().contains(&names.stream) {
+        kinesis
+            .create_stream()
+            .stream_name(&names.stream)
+            .shard_count(shards as i32)
+            .send()
+            .await
+            .with_context(|| format!("creating stream {}", names.stream))?;
+    }
+    let stream_arn = loop {
+        let summary = kinesis
+            .describe_stream_summary()
+            .stream_name(&names.stream)
+            .send()
+            .await
+            .context("describing the stream")?;
+        let summary = summary
+            .stream_description_summary
+            .context("no stream summary")?;
+        if summary.stream_status == StreamStatus::Active {
+            break summary.stream_arn;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+
+    let tables = dynamodb
+        .list_tables()
+        .send()
+        .await
+        .context("listing tables")?;
+    if !tables.table_names().contains(&names.table) {
+        dynamodb
+            .create_table()
+            .table_name(&names.table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(attr::REACTOR)?)
+            .attribute_definitions(attribute(attr::READING_ID)?)
+            .key_schema(key(attr::REACTOR, KeyType::Hash)?)
+            .key_schema(key(attr::READING_ID, KeyType::Range)?)
+            .send()
+            .await
+            .with_context(|| format!("creating table {}", names.table))?;
+    }
+
+    // CreateTopic, CreateQueue and CreateBucket (in us-east-1) are idempotent.
+    let alert_topic_arn = sns
+        .create_topic()
+        .name(&names.alert_topic)
+        .send()
+        .await
+        .context("creating the alert topic")?
+        .topic_arn
+        .context("no topic ARN")?;
+    let buckets = s3.list_buckets().send().await.context("listing buckets")?;
+    if !buckets
+        .buckets()
+        .iter()
+        .any(|b| b.name() == Some(names.dead_letter_bucket.as_str()))
+    {
+        s3.create_bucket()
+            .bucket(&names.dead_letter_bucket)
+            .send()
+            .await
+            .context("creating the dead-letter bucket")?;
+    }
+    let (on_failure_queue_url, on_failure_queue_arn) = queue(&sqs, &names.on_failure_queue).await?;
+    let (on_call_queue_url, on_call_queue_arn) = queue(&sqs, &names.on_call_queue).await?;
+
+    let subscribed = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&alert_topic_arn)
+        .send()
+        .await
+        .context("listing subscriptions")?;
+    if !subscribed
+        .subscriptions()
+        .iter()
+        .any(|s| s.endpoint() == Some(on_call_queue_arn.as_str()))
+    {
+        sns.subscribe()
+            .topic_arn(&alert_topic_arn)
+            .protocol("sqs")
+            .endpoint(&on_call_queue_arn)
+            .send()
+            .await
+            .context("subscribing the on-call queue to the alert topic")?;
+    }
+
+    Ok(Resources {
+        names: names.clone(),
+        stream_arn,
+        alert_topic_arn,
+        on_failure_queue_url,
+        on_failure_queue_arn,
+        on_call_queue_url,
+    })
+}
+
+fn attribute(name: &str) -> anyhow::Result<AttributeDefinition> {
+    Ok(AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()?)
+}
+
+fn key(name: &str, key_type: KeyType) -> anyhow::Result<KeySchemaElement> {
+    Ok(KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()?)
+}
+
+async fn queue(sqs: &aws_sdk_sqs::Client, name: &str) -> anyhow::Result<(String, String)> {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .with_context(|| format!("creating queue {name}"))?
+        .queue_url
+        .context("no queue URL")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("reading the queue ARN")?
+        .attributes
+        .and_then(|mut a| a.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+        .context("no queue ARN")?;
+    Ok((url, arn))
+}

@@ -1,0 +1,530 @@
+//! `reactor-monitor local`: generated readings → emulated Kinesis → the handler →
+//! emulated DynamoDB / SNS / dead-letter, then a read-back that proves nothing was lost.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use indicatif::{ProgressBar, ProgressStyle};
+use lambda_runtime::LambdaEvent;
+use serde::Serialize;
+use tokio::time::Instant;
+
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::{Context as OtelContext, KeyValue};
+use opentelemetry_sdk::trace::SdkTracer;
+use opentelemetry_semantic_conventions::attribute as semconv;
+
+use crate::emulator::Emulator;
+use crate::esm::{self, Invoke, MappingProgress, MappingSettings};
+use crate::generate::{self, Mix, OutgoingRecord};
+use crate::otlp::{OtlpReceiver, TraceFlowRow, unique_flows};
+use crate::report::FlowReport;
+use crate::resources::{self, ResourceNames, Resources};
+use crate::summary::{Fate, FlowRow, RunSummary};
+use crate::verify::{self, Verified};
+use reactor_monitor::aws::{AwsPipeline, LOCAL_REGION};
+use reactor_monitor::telemetry::names::SERVICE_NAME;
+use reactor_monitor::telemetry::traces::{self, CallTargets, TracePlan};
+use reactor_monitor::{aws, domain::Severity, lambda};
+
+/// Options of a local run.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub endpoint: Option<String>,
+    pub readings: usize,
+    pub input: Option<PathBuf>,
+    pub batch_size: usize,
+    pub shards: u32,
+    pub mix: Mix,
+    /// Pack up to this many readings into each Kinesis record (KPL aggregation); `None`: one
+    /// reading per record.
+    pub aggregate: Option<usize>,
+    pub batching_window: Duration,
+    pub maximum_retry_attempts: u32,
+    pub function_timeout: Duration,
+    pub names: ResourceNames,
+    pub show_progress: bool,
+    /// Faults to inject between the handler and the emulator (`--faults`); `None` for none.
+    pub faults: Option<crate::faults::FaultSpec>,
+    pub trace_plan: TracePlan,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            readings: 1_000,
+            input: None,
+            batch_size: 100,
+            shards: 1,
+            mix: Mix::default(),
+            aggregate: None,
+            batching_window: Duration::from_millis(500),
+            maximum_retry_attempts: 5,
+            function_timeout: Duration::from_secs(60),
+            names: ResourceNames::default(),
+            show_progress: false,
+            faults: None,
+            trace_plan: TracePlan::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct Alerted {
+    pub warning: usize,
+    pub emergency: usize,
+}
+
+/// The result of a local run; `--json` prints it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LocalReport {
+    pub endpoint: String,
+    /// Readings put into the stream: user records of KPL aggregates count one each.
+    pub produced: usize,
+    /// Kinesis records that carried them: fewer than `produced` with `--aggregate`.
+    pub kinesis_records: usize,
+    pub stored: usize,
+    pub alerted: Alerted,
+    pub dead_lettered: usize,
+    /// Kinesis records delivered again after a failure (partial batch responses, function errors).
+    pub retried: usize,
+    /// Kinesis records the mapping gave up on after bounded retries (sent to the on-failure
+    /// destination).
+    pub exhausted: usize,
+    pub verified: Verified,
+    /// produced − verified items − verified dead letters.
+    pub lost: i64,
+    /// Alerts expected from the readings that were stored and not delivered.
+    pub missing_alerts: i64,
+    /// Per flow type from the handler's own outcomes (`outcome_flows` in JSON).
+    #[serde(rename = "outcome_flows")]
+    pub flows: Vec<FlowRow>,
+    /// The unique-flows view computed from the spans received over OTLP (`flows` in JSON):
+    /// flow, entry point, traces, errors, avg / p50 / p99, resources touched.
+    #[serde(rename = "flows")]
+    pub trace_flows: Vec<TraceFlowRow>,
+    /// What `reactor-monitor report` draws: flow map, example traces, temperatures.
+    pub flow_report: FlowReport,
+    pub spans_received: usize,
+    pub invocations: usize,
+    pub aws_requests: HashMap<String, usize>,
+    pub aws_requests_per_1000_readings: f64,
+    pub produce_seconds: f64,
+    pub process_seconds: f64,
+    pub readings_per_second: f64,
+    pub invocation_p50_ms: f64,
+    pub invocation_p99_ms: f64,
+    pub verdict: String,
+}
+
+impl LocalReport {
+    pub fn ok(&self) -> bool {
+        self.lost == 0 && self.missing_alerts == 0 && self.verified.duplicate_alerts == 0
+    }
+}
+
+/// The handler as the emulated event source mapping invokes it: real event JSON in.
+pub struct InProcessFunction {
+    pub pipeline: AwsPipeline,
+    /// Every record's fate, for a run with an end; `None` for `up`, which runs for ever.
+    pub summary: Option<Mutex<RunSummary>>,
+    pub tracing: Option<LocalTracing>,
+}
+
+/// Where a local run sends its spans, and the plan it follows.
+pub struct LocalTracing {
+    pub tracer: SdkTracer,
+    /// Flushed between slices of a large batch, so that the export queue never overflows.
+    pub provider: opentelemetry_sdk::trace::SdkTracerProvider,
+    pub plan: TracePlan,
+    pub targets: CallTargets,
+}
+
+impl LocalTracing {
+    /// Spans into `provider`, with the AWS SDK attributes of the local resources.
+    pub fn new(
+        provider: &opentelemetry_sdk::trace::SdkTracerProvider,
+        plan: TracePlan,
+        sdk: &aws_config::SdkConfig,
+        resources: &Resources,
+    ) -> Self {
+        let config = resources.config();
+        Self {
+            tracer: traces::tracer(provider),
+            provider: provider.clone(),
+            plan,
+            targets: CallTargets {
+                region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
+                stream_name: resources.names.stream.clone(),
+                table_name: config.table_name,
+                topic_arn: config.alert_topic_arn,
+                bucket: config.dead_letter_bucket,
+            },
+        }
+    }
+}
+
+impl InProcessFunction {
+    /// The invocation span, as the Lambda runtime's OpenTelemetry layer makes it.
+    fn invocation_span(&self, request_id: &str, records: usize) -> Option<OtelContext> {
+        let tracing = self.tracing.as_ref()?;
+        let span = tracing
+            .tracer
+            .span_builder(SERVICE_NAME)
+            .with_kind(SpanKind::Server)
+            .with_attributes([
+                KeyValue::new(semconv::FAAS_TRIGGER, "pubsub"),
+                KeyValue::new(semconv::FAAS_INVOCATION_ID, request_id.to_string()),
+                KeyValue::new(semconv::MESSAGING_BATCH_MESSAGE_COUNT, records as i64),
+            ])
+            .start(&tracing.tracer);
+        Some(OtelContext::new().with_span(span))
+    }
+}
+
+impl Invoke for InProcessFunction {
+    async fn invoke(
+        &self,
+        event: Vec<u8>,
+        deadline: Instant,
+    ) -> Result<KinesisEventResponse, String> {
+        let started = Instant::now();
+        let payload: KinesisEvent =
+            serde_json::from_slice(&event).map_err(|e| format!("invalid event: {e}"))?;
+        let mut context = lambda_runtime::Context::default();
+        context.request_id = format!("local-{}", uuid_like());
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        context.deadline = (chrono::Utc::now() + remaining).timestamp_millis() as u64;
+        let invocation = self.invocation_span(&context.request_id, payload.records.len());
+        let (report, result) =
+            lambda::handle_batch(&self.pipeline, LambdaEvent::new(payload, context)).await;
+        if let (Some(tracing), Some(cx)) = (&self.tracing, &invocation) {
+            // The receiver runs on this runtime: the flush waits off the worker thread.
+            let flush = || {
+                let flush = || {
+                    let _ = tracing.provider.force_flush();
+                };
+                match tokio::runtime::Handle::current().runtime_flavor() {
+                    tokio::runtime::RuntimeFlavor::MultiThread => {
+                        tokio::task::block_in_place(flush)
+                    }
+                    _ => flush(),
+                }
+            };
+            traces::emit_batch_flushing(
+                &tracing.tracer,
+                cx,
+                &report,
+                &tracing.plan,
+                &tracing.targets,
+                &flush,
+            );
+            if let Err(e) = &result {
+                cx.span().set_status(Status::error(e.to_string()));
+            }
+            cx.span().end();
+        }
+        reactor_monitor::telemetry::log_batch(&report, None);
+        if let Some(summary) = &self.summary {
+            summary
+                .lock()
+                .expect("summary lock")
+                .record_batch(&report, started.elapsed());
+        }
+        let response = result.map_err(|e| e.to_string())?;
+        // Through JSON, as Lambda reads the response.
+        let json = serde_json::to_vec(&response).map_err(|e| e.to_string())?;
+        serde_json::from_slice(&json).map_err(|e| e.to_string())
+    }
+}
+
+fn uuid_like() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    format!("{:012}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+fn bar(show: bool, len: usize, message: &'static str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64).with_message(message);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>10} [{bar:40}] {pos}/{len} ({per_sec})")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+pub async fn run(options: LocalOptions) -> anyhow::Result<LocalReport> {
+    let endpoint = options
+        .endpoint
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
+    let emulator = match endpoint {
+        Some(_) => None,
+        None => Some(
+            Emulator::start()
+                .await
+                .context("starting the local AWS emulator")?,
+        ),
+    };
+    let endpoint =
+        endpoint.unwrap_or_else(|| emulator.as_ref().expect("started").endpoint().to_string());
+    let result = run_against(&endpoint, &options).await;
+    if let Some(emulator) = emulator {
+        emulator.stop().await;
+    }
+    result
+}
+
+async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<LocalReport> {
+    let sdk = aws::local_sdk_config(endpoint).await;
+    let resources = resources::create(&sdk, &options.names, options.shards).await?;
+
+    let readings: Vec<OutgoingRecord> = match &options.input {
+        Some(path) => generate::read_input(path)?,
+        None => generate::generate(&options.mix, options.readings),
+    };
+    let records = match options.aggregate {
+        Some(per_record) => generate::aggregate(&readings, per_record),
+        None => readings,
+    };
+    let produced = generate::readings_in(&records);
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let put_calls = AtomicUsize::new(0);
+    let produce_started = Instant::now();
+    let bar_produce = bar(options.show_progress, records.len(), "produced");
+    let placements = generate::put_records(
+        &kinesis,
+        &resources.names.stream,
+        &records,
+        None,
+        &bar_produce,
+        &put_calls,
+    )
+    .await?;
+    bar_produce.finish();
+    let produce_seconds = produce_started.elapsed().as_secs_f64();
+
+    let receiver = OtlpReceiver::start().await?;
+    let provider = traces::otlp_provider(Some(&receiver.endpoint)).map_err(anyhow::Error::msg)?;
+    let config = resources.config();
+    // Only the handler's clients go through the fault proxy: the producer, the event
+    // source mapping and the read-back see the emulator as it is.
+    let fault_proxy = match &options.faults {
+        Some(spec) => Some(crate::faults::FaultProxy::start(endpoint, spec).await?),
+        None => None,
+    };
+    let handler_sdk = match &fault_proxy {
+        Some(proxy) => aws::local_sdk_config(proxy.endpoint()).await,
+        None => sdk.clone(),
+    };
+    let function = Arc::new(InProcessFunction {
+        pipeline: aws::pipeline(&handler_sdk, &config),
+        summary: Some(Mutex::new(RunSummary::default())),
+        tracing: Some(LocalTracing::new(
+            &provider,
+            options.trace_plan,
+            &sdk,
+            &resources,
+        )),
+    });
+    let progress = Arc::new(MappingProgress::default());
+    let process_started = Instant::now();
+    let mapping = tokio::spawn(esm::run(
+        kinesis.clone(),
+        aws_sdk_sqs::Client::new(&sdk),
+        mapping_settings(options, &resources, &sdk, &placements),
+        function.clone(),
+        progress.clone(),
+    ));
+
+    let bar_process = bar(options.show_progress, records.len(), "processed");
+    while progress.settled.load(Ordering::Relaxed) < records.len() {
+        if mapping.is_finished() {
+            break;
+        }
+        bar_process.set_position(progress.settled.load(Ordering::Relaxed) as u64);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    progress.stop.store(true, Ordering::Relaxed);
+    mapping
+        .await
+        .context("the event source mapping panicked")??;
+    bar_process.finish();
+    let process_seconds = process_started.elapsed().as_secs_f64();
+
+    let verified = verify::verify(&sdk, &resources, &placements).await?;
+    shut_down_tracing(provider).await?;
+    let spans = receiver.spans();
+    let summary = function
+        .summary
+        .as_ref()
+        .expect("a local run keeps its summary")
+        .lock()
+        .expect("summary lock");
+    let mut report = report(
+        endpoint,
+        produced,
+        records.len(),
+        &summary,
+        &progress,
+        verified,
+        put_calls.load(Ordering::Relaxed),
+        produce_seconds,
+        process_seconds,
+    );
+    report.trace_flows = unique_flows(&spans);
+    report.spans_received = spans.len();
+    report.flow_report = FlowReport::from_spans(&spans, config.thresholds);
+    Ok(report)
+}
+
+/// Flushes the spans still queued to the receiver and stops the exporter. On a blocking
+/// thread: the OTLP exporter's HTTP client blocks.
+pub(crate) async fn shut_down_tracing(
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+) -> anyhow::Result<()> {
+    let flushed = tokio::task::spawn_blocking(move || {
+        let result = provider.force_flush();
+        let _ = provider.shutdown();
+        result
+    })
+    .await?;
+    if let Err(e) = flushed {
+        tracing::warn!(error = %e, "spans could not be flushed to the local receiver");
+    }
+    Ok(())
+}
+
+pub(crate) fn mapping_settings(
+    options: &LocalOptions,
+    resources: &Resources,
+    sdk: &aws_config::SdkConfig,
+    placements: &[generate::Placement],
+) -> MappingSettings {
+    let mut starting_positions: HashMap<String, String> = HashMap::new();
+    for p in placements {
+        starting_positions
+            .entry(p.shard_id.clone())
+            .and_modify(|first| {
+                if reactor_monitor::domain::SequenceNumber::new(p.sequence_number.as_str())
+                    < reactor_monitor::domain::SequenceNumber::new(first.as_str())
+                {
+                    *first = p.sequence_number.clone();
+                }
+            })
+            .or_insert_with(|| p.sequence_number.clone());
+    }
+    MappingSettings {
+        batch_size: options.batch_size,
+        batching_window: options.batching_window,
+        maximum_retry_attempts: options.maximum_retry_attempts,
+        maximum_record_age: None,
+        bisect_batch_on_function_error: true,
+        region: sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| LOCAL_REGION.into()),
+        stream_arn: resources.stream_arn.clone(),
+        on_failure_queue_url: Some(resources.on_failure_queue_url.clone()),
+        function_timeout: options.function_timeout,
+        starting_positions,
+        only_started_shards: true,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report(
+    endpoint: &str,
+    produced: usize,
+    kinesis_records: usize,
+    summary: &RunSummary,
+    progress: &MappingProgress,
+    verified: Verified,
+    put_calls: usize,
+    produce_seconds: f64,
+    process_seconds: f64,
+) -> LocalReport {
+    let alerted = Alerted {
+        warning: summary.count(|f| f == Fate::Alerted(Severity::Warning)),
+        emergency: summary.count(|f| f == Fate::Alerted(Severity::Emergency)),
+    };
+    let mut aws_requests: HashMap<String, usize> = summary
+        .requests
+        .iter()
+        .map(|(op, n)| (op.to_string(), *n))
+        .collect();
+    aws_requests.insert("PutRecords".into(), put_calls);
+    aws_requests.insert(
+        "GetRecords".into(),
+        progress.get_records_calls.load(Ordering::Relaxed),
+    );
+    let total_requests: usize = aws_requests.values().sum();
+    let lost = produced as i64 - verified.items as i64 - verified.dead_letters as i64;
+    let missing_alerts =
+        (alerted.warning + alerted.emergency) as i64 - verified.alerts_delivered as i64;
+    let mut latencies: Vec<f64> = summary
+        .invocation_latencies
+        .iter()
+        .map(|d| d.as_secs_f64() * 1e3)
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+    let mut report = LocalReport {
+        endpoint: endpoint.to_string(),
+        produced,
+        kinesis_records,
+        stored: summary.count(|f| matches!(f, Fate::Stored | Fate::Alerted(_))),
+        alerted,
+        dead_lettered: summary.count(|f| f == Fate::DeadLettered),
+        retried: progress.redelivered.load(Ordering::Relaxed),
+        exhausted: progress.exhausted_records.load(Ordering::Relaxed),
+        verified,
+        lost,
+        missing_alerts,
+        flows: summary.flows(),
+        flow_report: FlowReport::default(),
+        trace_flows: Vec::new(),
+        spans_received: 0,
+        invocations: progress.invocations.load(Ordering::Relaxed),
+        aws_requests,
+        aws_requests_per_1000_readings: if produced == 0 {
+            0.0
+        } else {
+            total_requests as f64 * 1000.0 / produced as f64
+        },
+        produce_seconds,
+        process_seconds,
+        readings_per_second: if process_seconds > 0.0 {
+            produced as f64 / process_seconds
+        } else {
+            0.0
+        },
+        invocation_p50_ms: crate::summary::percentile(&latencies, 0.5),
+        invocation_p99_ms: crate::summary::percentile(&latencies, 0.99),
+        verdict: String::new(),
+    };
+    report.verdict = if report.ok() {
+        format!(
+            "OK: {} produced = {} stored + {} dead-lettered; {} alerts delivered; nothing lost",
+            report.produced,
+            report.verified.items,
+            report.verified.dead_letters,
+            report.verified.alerts_delivered
+        )
+    } else {
+        format!(
+            "FAILED: lost {} of {} readings, {} alerts missing, {} duplicate alerts",
+            report.lost, report.produced, report.missing_alerts, report.verified.duplicate_alerts
+        )
+    };
+    report
+}

@@ -1,0 +1,212 @@
+//! Reads the emulator back: which produced readings are in the table, in the dead-letter
+//! sink, and which alerts reached the on-call queue. Counted per reading: the user records of
+//! a KPL aggregate share their Kinesis record's sequence number and differ by subsequence.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::Context;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::generate::Placement;
+use crate::resources::Resources;
+use reactor_monitor::adapters::dynamodb::{KIND_READING, attr};
+use reactor_monitor::adapters::s3::KEY_PREFIX;
+use reactor_monitor::adapters::sns::attr as sns_attr;
+use reactor_monitor::aws::s3_client;
+use reactor_monitor::domain::SequenceNumber;
+
+/// What the emulator holds for the records of a run.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Verified {
+    /// Readings in the table whose origin is one of the run's Kinesis records.
+    pub items: usize,
+    /// Alerts delivered to the queue subscribed to the alert topic.
+    pub alerts_delivered: usize,
+    pub alerts_by_severity: HashMap<String, usize>,
+    pub duplicate_alerts: usize,
+    /// Rejected payloads in the dead-letter bucket.
+    pub dead_letters: usize,
+    /// Batches the event source mapping gave up on, in the on-failure destination.
+    pub exhausted_batches: usize,
+}
+
+#[derive(Deserialize)]
+struct Notification {
+    #[serde(rename = "Subject")]
+    subject: Option<String>,
+    #[serde(rename = "MessageAttributes", default)]
+    attributes: HashMap<String, NotificationAttribute>,
+}
+
+#[derive(Deserialize)]
+struct NotificationAttribute {
+    #[serde(rename = "Value")]
+    value: String,
+}
+
+pub async fn verify(
+    sdk: &aws_config::SdkConfig,
+    resources: &Resources,
+    produced: &[Placement],
+) -> anyhow::Result<Verified> {
+    let produced: HashSet<(&str, &str)> = produced
+        .iter()
+        .map(|p| (p.shard_id.as_str(), p.sequence_number.as_str()))
+        .collect();
+    let mut verified = Verified {
+        items: readings_in_table(sdk, resources, &produced).await?,
+        dead_letters: dead_letters(sdk, resources, &produced).await?,
+        ..Verified::default()
+    };
+
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut seen = HashSet::new();
+    for body in drain(&sqs, &resources.on_call_queue_url).await? {
+        let Ok(n) = serde_json::from_str::<Notification>(&body) else {
+            continue;
+        };
+        let shard = n
+            .attributes
+            .get(sns_attr::SHARD_ID)
+            .map(|a| a.value.as_str())
+            .unwrap_or_default();
+        // `<sequence number>`, or `<sequence number>:<subsequence>` for an aggregated reading.
+        let reading = n
+            .attributes
+            .get(sns_attr::SEQUENCE_NUMBER)
+            .map(|a| a.value.as_str())
+            .unwrap_or_default();
+        let seq = reading.split_once(':').map_or(reading, |(seq, _)| seq);
+        if !produced.contains(&(shard, seq)) {
+            continue;
+        }
+        // The same reading alerted twice is a duplicate, whatever the text says.
+        if !seen.insert((shard.to_string(), reading.to_string())) {
+            verified.duplicate_alerts += 1;
+            continue;
+        }
+        verified.alerts_delivered += 1;
+        *verified
+            .alerts_by_severity
+            .entry(n.subject.unwrap_or_default())
+            .or_default() += 1;
+    }
+    verified.exhausted_batches = drain(&sqs, &resources.on_failure_queue_url).await?.len();
+    Ok(verified)
+}
+
+async fn readings_in_table(
+    sdk: &aws_config::SdkConfig,
+    resources: &Resources,
+    produced: &HashSet<(&str, &str)>,
+) -> anyhow::Result<usize> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let mut found = HashSet::new();
+    let mut start: Option<HashMap<String, AttributeValue>> = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(&resources.names.table)
+            .filter_expression("#kind = :reading")
+            .projection_expression("#id")
+            .expression_attribute_names("#kind", attr::KIND)
+            .expression_attribute_names("#id", attr::READING_ID)
+            .expression_attribute_values(":reading", AttributeValue::S(KIND_READING.into()))
+            .set_exclusive_start_key(start.take())
+            .send()
+            .await
+            .context("scanning the table")?;
+        for item in page.items() {
+            let id = item
+                .get(attr::READING_ID)
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+                .unwrap_or_default();
+            // `DynamoDbStore::reading_id`: <UTC instant>#<shard id>#<sequence number>[:<subsequence>]
+            let mut parts = id.splitn(3, '#').skip(1);
+            if let (Some(shard), Some(seq)) = (parts.next(), parts.next())
+                && let Some(seq) = of_run(produced, shard, seq)
+            {
+                found.insert((shard.to_string(), seq));
+            }
+        }
+        match page.last_evaluated_key {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(found.len()),
+        }
+    }
+}
+
+async fn dead_letters(
+    sdk: &aws_config::SdkConfig,
+    resources: &Resources,
+    produced: &HashSet<(&str, &str)>,
+) -> anyhow::Result<usize> {
+    let s3 = s3_client(sdk);
+    let mut count = 0;
+    let mut token = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(&resources.names.dead_letter_bucket)
+            .prefix(KEY_PREFIX)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .context("listing dead letters")?;
+        for object in page.contents() {
+            let key = object
+                .key()
+                .unwrap_or_default()
+                .trim_start_matches(KEY_PREFIX);
+            // `S3DeadLetters::object_key`: <shard id>/<sequence number>[:<subsequence>]
+            if let Some((shard, seq)) = key.split_once('/')
+                && of_run(produced, shard, seq).is_some()
+            {
+                count += 1;
+            }
+        }
+        match page.next_continuation_token {
+            Some(next) if page.is_truncated == Some(true) => token = Some(next),
+            _ => return Ok(count),
+        }
+    }
+}
+
+/// The sequence number written as `text`, when it is (part of) one of the run's records.
+fn of_run(produced: &HashSet<(&str, &str)>, shard: &str, text: &str) -> Option<SequenceNumber> {
+    let seq: SequenceNumber = text.parse().ok()?;
+    produced.contains(&(shard, seq.as_str())).then_some(seq)
+}
+
+/// Receives and deletes every message of a queue.
+pub async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> anyhow::Result<Vec<String>> {
+    let mut bodies = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(queue_url)
+            .max_number_of_messages(10)
+            .visibility_timeout(300)
+            .message_attribute_names("All")
+            .send()
+            .await
+            .context("receiving from a queue")?;
+        let messages = out.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(bodies);
+        }
+        let mut delete = sqs.delete_message_batch().queue_url(queue_url);
+        for (i, m) in messages.iter().enumerate() {
+            delete = delete.entries(
+                aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()?,
+            );
+        }
+        delete.send().await.context("deleting received messages")?;
+        bodies.extend(messages.into_iter().filter_map(|m| m.body));
+    }
+}

@@ -1,0 +1,6 @@
+//! The deployable artefacts against the code: template, dashboards, alarms and collector
+//! configurations name only what the code emits, and the template's policies stay least-privilege.
+
+mod cloudformation;
+mod consistency;
+mod template_policy;

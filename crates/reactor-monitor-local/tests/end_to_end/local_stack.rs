@@ -1,0 +1,202 @@
+//! The pipeline against the local AWS emulator: the real SDK, real event JSON.
+
+use reactor_monitor_local::testing as support;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use reactor_monitor::adapters::s3::{S3DeadLetters, meta};
+use reactor_monitor::{aws, lambda};
+use reactor_monitor_local::generate::{self, Intent, Mix};
+use reactor_monitor_local::run::{self, LocalOptions};
+use reactor_monitor_local::verify;
+use support::{emulator_with_resources, kinesis_event, lambda_event, payload};
+
+#[tokio::test]
+async fn a_local_run_on_a_known_mixed_dataset_gives_exact_counts() {
+    let emulator = reactor_monitor_local::emulator::Emulator::start()
+        .await
+        .unwrap();
+    let mix = Mix {
+        seed: 42,
+        ..Mix::default()
+    };
+    let expected = generate::generate(&mix, 1_500);
+    let count = |intent| expected.iter().filter(|r| r.intent == Some(intent)).count();
+    let options = LocalOptions {
+        endpoint: Some(emulator.endpoint().to_string()),
+        readings: 1_500,
+        batch_size: 200,
+        shards: 2,
+        mix,
+        ..LocalOptions::default()
+    };
+
+    let report = run::run(options).await.unwrap();
+
+    assert_eq!(report.produced, 1_500);
+    assert_eq!(report.stored, 1_500 - count(Intent::Corrupt));
+    assert_eq!(report.alerted.warning, count(Intent::Warning));
+    assert_eq!(report.alerted.emergency, count(Intent::Emergency));
+    assert_eq!(report.dead_lettered, count(Intent::Corrupt));
+    assert_eq!(report.verified.items, report.stored);
+    assert_eq!(report.verified.dead_letters, report.dead_lettered);
+    assert_eq!(
+        report.verified.alerts_delivered,
+        count(Intent::Warning) + count(Intent::Emergency)
+    );
+    assert_eq!(
+        report.verified.alerts_by_severity.get("emergency"),
+        Some(&count(Intent::Emergency))
+    );
+    assert_eq!(report.lost, 0);
+    assert!(report.ok(), "{}", report.verdict);
+    let flows: usize = report.flows.iter().map(|f| f.count).sum();
+    assert_eq!(flows, 1_500);
+}
+
+#[tokio::test]
+async fn the_same_batch_delivered_twice_stores_no_duplicate_and_alerts_once() {
+    let (_emulator, sdk, resources) = emulator_with_resources(1).await;
+    let pipeline = aws::pipeline(&sdk, &resources.config());
+    let payloads = vec![
+        payload("r1", 500.0),
+        payload("r1", 750.0),
+        payload("r2", 850.0),
+        b"{oops".to_vec(),
+    ];
+    let event = kinesis_event(&payloads, 100);
+
+    let (first, _) = lambda::handle(&pipeline, lambda_event(event.clone()))
+        .await
+        .unwrap();
+    let (second, report) = lambda::handle(&pipeline, lambda_event(event))
+        .await
+        .unwrap();
+
+    assert!(first.batch_item_failures.is_empty());
+    assert!(second.batch_item_failures.is_empty());
+    let items = aws_sdk_dynamodb::Client::new(&sdk)
+        .scan()
+        .table_name(&resources.names.table)
+        .send()
+        .await
+        .unwrap()
+        .items
+        .unwrap_or_default();
+    let readings = items
+        .iter()
+        .filter(|i| i.get("kind") == Some(&AttributeValue::S("reading".into())))
+        .count();
+    let ledger = items
+        .iter()
+        .filter(|i| i.get("kind") == Some(&AttributeValue::S("alert".into())))
+        .count();
+    assert_eq!(readings, 3);
+    assert_eq!(ledger, 2);
+    let alerts = verify::drain(
+        &aws_sdk_sqs::Client::new(&sdk),
+        &resources.on_call_queue_url,
+    )
+    .await
+    .unwrap();
+    assert_eq!(alerts.len(), 2, "{alerts:?}");
+    assert!(
+        alerts
+            .iter()
+            .any(|a| a.contains("\"Subject\" : \"emergency\"")
+                || a.contains("\"Subject\": \"emergency\""))
+    );
+    assert!(matches!(
+        report.records[1].outcome,
+        reactor_monitor::pipeline::Outcome::StoredAndAlerted {
+            published_now: false,
+            ..
+        }
+    ));
+}
+
+#[tokio::test]
+async fn corrupted_records_in_the_middle_are_dead_lettered_byte_for_byte_and_the_rest_stored() {
+    let (_emulator, sdk, resources) = emulator_with_resources(1).await;
+    let pipeline = aws::pipeline(&sdk, &resources.config());
+    let mut huge = b"{\"temp\": ".to_vec();
+    huge.resize(1024 * 1024, b'9');
+    let corrupted: Vec<Vec<u8>> = vec![
+        b"\xff\xfe\x00binary".to_vec(),
+        b"{\"temp\":1,\"reactor\":\"a\\u001b[2J\",\"date\":\"2020-03-07T16:29:50Z\"}".to_vec(),
+        huge,
+    ];
+    let payloads = vec![
+        payload("r1", 10.0),
+        corrupted[0].clone(),
+        payload("r1", 20.0),
+        corrupted[1].clone(),
+        corrupted[2].clone(),
+        payload("r2", 30.0),
+    ];
+
+    let (response, report) = lambda::handle(&pipeline, lambda_event(kinesis_event(&payloads, 7)))
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    let stored = report
+        .records
+        .iter()
+        .filter(|r| matches!(r.outcome, reactor_monitor::pipeline::Outcome::Stored))
+        .count();
+    assert_eq!(stored, 3);
+    let s3 = aws::s3_client(&sdk);
+    for (record, expected) in [(1, &corrupted[0]), (3, &corrupted[1]), (4, &corrupted[2])] {
+        let key = S3DeadLetters::object_key(&report.records[record].origin);
+        let object = s3
+            .get_object()
+            .bucket(&resources.names.dead_letter_bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        let reason = object.metadata().and_then(|m| m.get(meta::REASON)).cloned();
+        let bytes = object.body.collect().await.unwrap().into_bytes();
+        assert_eq!(&bytes[..], &expected[..], "{key}");
+        assert_eq!(
+            reason.as_deref(),
+            report.records[record].reject_reason.map(|r| r.code())
+        );
+    }
+    assert_eq!(
+        report.records[3].reject_reason.unwrap().code(),
+        "reactor_control_characters"
+    );
+}
+
+#[tokio::test]
+async fn readings_of_a_reactor_between_two_instants_are_one_query() {
+    let (_emulator, sdk, resources) = emulator_with_resources(1).await;
+    let pipeline = aws::pipeline(&sdk, &resources.config());
+    let at =
+        |r: &str, t: &str| format!(r#"{{"temp":500,"reactor":"{r}","date":"{t}"}}"#).into_bytes();
+    let payloads = vec![
+        at("r1", "2024-01-01T09:59:59Z"),
+        at("r1", "2024-01-01T10:00:00Z"),
+        at("r1", "2024-01-01T12:00:00+02:00"),
+        at("r2", "2024-01-01T10:30:00Z"),
+        at("r1", "2024-01-01T11:00:01Z"),
+    ];
+    lambda::handle(&pipeline, lambda_event(kinesis_event(&payloads, 1)))
+        .await
+        .unwrap();
+
+    let out = aws_sdk_dynamodb::Client::new(&sdk)
+        .query()
+        .table_name(&resources.names.table)
+        .key_condition_expression("reactor = :r AND reading_id BETWEEN :t1 AND :t2")
+        .expression_attribute_values(":r", AttributeValue::S("r1".into()))
+        .expression_attribute_values(":t1", AttributeValue::S("2024-01-01T10:00:00".into()))
+        .expression_attribute_values(":t2", AttributeValue::S("2024-01-01T11:00:00~".into()))
+        .send()
+        .await
+        .unwrap();
+
+    // 10:00:00Z and 12:00:00+02:00 (= 10:00:00Z) are in; 09:59:59Z and 11:00:01Z are out.
+    assert_eq!(out.count, 2);
+}

@@ -1,0 +1,24 @@
+//! The whole stack on this machine: the AWS emulator, the emulated event source mapping, the
+//! `bootstrap` binary under a Lambda Runtime API, the OTLP receiver, and the CLI as a user runs it.
+
+mod bootstrap_runtime_api;
+mod cli;
+mod event_source_mapping;
+mod faults;
+mod kpl_aggregation;
+mod local_stack;
+mod malformed_corpus;
+mod report;
+mod soak;
+mod telemetry;
+mod up;
+
+/// The `reactor-monitor` binary as a user runs it from the project's root, with no emulator
+/// endpoint inherited from the environment.
+pub fn cli() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_reactor-monitor"));
+    command
+        .env_remove("AWS_ENDPOINT_URL")
+        .current_dir(reactor_monitor_local::project_root());
+    command
+}

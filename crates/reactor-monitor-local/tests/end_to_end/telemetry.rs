@@ -1,0 +1,532 @@
+//! Telemetry that an SRE can trust: spans received over OTLP tell what happened to every
+//! record, and the EMF metrics are exact whatever the sampling.
+
+use reactor_monitor_local::testing as support;
+
+use std::collections::HashMap;
+
+use reactor_monitor::domain::FlowType;
+use reactor_monitor::pipeline::BatchReport;
+use reactor_monitor::telemetry::emf;
+use reactor_monitor::telemetry::names::{metrics, spans};
+use reactor_monitor::telemetry::traces::{self, CallTargets, TracePlan};
+use reactor_monitor_local::otlp::{OtlpReceiver, ReceivedSpan};
+use reactor_monitor_local::run::{self, LocalOptions};
+use support::{batch, memory_pipeline, payload};
+
+fn by_id(spans: &[ReceivedSpan]) -> HashMap<&str, &ReceivedSpan> {
+    spans.iter().map(|s| (s.span_id.as_str(), s)).collect()
+}
+
+/// Emits the subtrees of one in-memory batch into a fresh receiver; returns its spans.
+async fn traced(payloads: Vec<Vec<u8>>, plan: TracePlan) -> Vec<ReceivedSpan> {
+    let report = memory_pipeline().process(batch(payloads), None).await;
+    spans_of(&report, plan, &CallTargets::default()).await
+}
+
+/// Emits the subtrees of a batch's report into a fresh receiver; returns its spans.
+async fn spans_of(
+    report: &BatchReport,
+    plan: TracePlan,
+    targets: &CallTargets,
+) -> Vec<ReceivedSpan> {
+    use opentelemetry::trace::{TraceContextExt, Tracer};
+    let receiver = OtlpReceiver::start_forwarding(None).await.unwrap();
+    let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
+    let tracer = traces::tracer(&provider);
+    let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
+    traces::emit_batch(&tracer, &invocation, report, &plan, targets);
+    invocation.span().end();
+    tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
+        .await
+        .unwrap();
+    receiver.spans()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_record_has_a_subtree_tagged_with_its_flow() {
+    let spans = traced(
+        vec![
+            payload("r1", 100.0),
+            payload("r1", 750.0),
+            b"{\"temp\":".to_vec(),
+        ],
+        TracePlan::default(),
+    )
+    .await;
+
+    let ids = by_id(&spans);
+    let records: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.name == spans::RECORD).collect();
+    assert_eq!(records.len(), 3);
+    let invocation = spans.iter().find(|s| s.name == "invocation").unwrap();
+    for record in &records {
+        assert_eq!(record.parent_span_id, invocation.span_id);
+        assert_eq!(record.trace_id, invocation.trace_id);
+        assert!(
+            record
+                .attr("aws.xray.annotations")
+                .unwrap()
+                .contains(spans::FLOW_TYPE)
+        );
+        assert_eq!(record.attr("messaging.system"), Some("aws_kinesis"));
+        assert!(record.attr("messaging.message.id").is_some());
+    }
+    let children = |record: &ReceivedSpan| -> Vec<String> {
+        let mut names: Vec<String> = spans
+            .iter()
+            .filter(|s| s.parent_span_id == record.span_id)
+            .map(|s| {
+                assert_eq!(
+                    s.attr(spans::FLOW_TYPE),
+                    record.attr(spans::FLOW_TYPE),
+                    "{}",
+                    s.name
+                );
+                s.name.clone()
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let flow = |f: FlowType| {
+        *records
+            .iter()
+            .find(|r| r.attr(spans::FLOW_TYPE) == Some(f.as_str()))
+            .unwrap()
+    };
+    assert_eq!(
+        children(flow(FlowType::StoreOnly)),
+        ["DynamoDB.BatchWriteItem", "decode"]
+    );
+    assert_eq!(
+        children(flow(FlowType::StoreAndAlert)),
+        [
+            "DynamoDB.BatchGetItem",
+            "DynamoDB.BatchWriteItem",
+            "DynamoDB.BatchWriteItem",
+            "SNS.PublishBatch",
+            "decode"
+        ]
+    );
+    assert_eq!(
+        children(flow(FlowType::ParseError)),
+        ["S3.PutObject", "decode"]
+    );
+    let alert = flow(FlowType::StoreAndAlert);
+    assert_eq!(alert.attr(spans::SEVERITY), Some("warning"));
+    assert_eq!(alert.attr(spans::TEMPERATURE_C), Some("750"));
+    assert_eq!(
+        flow(FlowType::ParseError).attr(spans::REJECT_REASON),
+        Some("not_json")
+    );
+    let publish = spans.iter().find(|s| s.name == "SNS.PublishBatch").unwrap();
+    assert_eq!(publish.attr("rpc.system"), Some("aws-api"));
+    assert_eq!(publish.attr("rpc.method"), Some("PublishBatch"));
+    // A record span lasts as long as the calls that carried it.
+    let store = spans
+        .iter()
+        .find(|s| {
+            s.parent_span_id == flow(FlowType::StoreOnly).span_id && s.name.starts_with("DynamoDB")
+        })
+        .unwrap();
+    assert!(flow(FlowType::StoreOnly).start_unix_nano <= store.start_unix_nano);
+    assert!(flow(FlowType::StoreOnly).end_unix_nano >= store.end_unix_nano);
+    assert!(ids.contains_key(invocation.span_id.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payload_traceparent_becomes_a_link_to_the_producer() {
+    let with_parent = br#"{"temp":1,"reactor":"r","date":"2020-03-07T16:29:50Z","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}"#;
+
+    let spans = traced(vec![with_parent.to_vec()], TracePlan::default()).await;
+
+    let record = spans.iter().find(|s| s.name == spans::RECORD).unwrap();
+    assert_eq!(
+        record.links,
+        [(
+            "0af7651916cd43dd8448eb211c80319c".to_string(),
+            "b7ad6b7169203331".to_string()
+        )]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_past_the_trace_budget_get_their_own_traces_linked_to_the_invocation() {
+    let payloads: Vec<Vec<u8>> = (0..10).map(|i| payload("r", i as f64)).collect();
+
+    let spans = traced(
+        payloads,
+        TracePlan {
+            store_only_ratio: 1.0,
+            max_records_per_trace: 4,
+        },
+    )
+    .await;
+
+    let invocation = spans.iter().find(|s| s.name == "invocation").unwrap();
+    let records: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.name == spans::RECORD).collect();
+    assert_eq!(records.len(), 10);
+    let inside = records
+        .iter()
+        .filter(|r| r.trace_id == invocation.trace_id)
+        .count();
+    assert_eq!(inside, 4);
+    for outside in records.iter().filter(|r| r.trace_id != invocation.trace_id) {
+        assert!(outside.parent_span_id.is_empty());
+        assert_eq!(
+            outside.links,
+            [(invocation.trace_id.clone(), invocation.span_id.clone())]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn store_only_sampling_keeps_every_alert_and_parse_error_and_metrics_stay_exact() {
+    let mut payloads: Vec<Vec<u8>> = (0..50).map(|i| payload("r", i as f64)).collect();
+    payloads.push(payload("r", 900.0));
+    payloads.push(b"nope".to_vec());
+
+    let spans = traced(
+        payloads.clone(),
+        TracePlan {
+            store_only_ratio: 0.0,
+            max_records_per_trace: 150,
+        },
+    )
+    .await;
+    let report = memory_pipeline().process(batch(payloads), None).await;
+    let lines = emf::batch_lines(&report, false, 0);
+
+    let flows: Vec<&str> = spans
+        .iter()
+        .filter(|s| s.name == spans::RECORD)
+        .filter_map(|s| s.attr(spans::FLOW_TYPE))
+        .collect();
+    assert_eq!(flows.len(), 2);
+    assert!(flows.contains(&"store+alert") && flows.contains(&"parse-error"));
+    let records_of = |flow: &str| -> u64 {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v[metrics::DIM_FLOW_TYPE] == flow)
+            .filter_map(|v| v[metrics::RECORDS].as_u64())
+            .sum()
+    };
+    assert_eq!(records_of("store-only"), 50);
+    assert_eq!(records_of("store+alert"), 1);
+    assert_eq!(records_of("parse-error"), 1);
+}
+
+#[tokio::test]
+async fn emf_lines_respect_the_format_limits_and_carry_every_duration() {
+    let payloads: Vec<Vec<u8>> = (0..250)
+        .map(|i| payload(&format!("r{}", i % 3), 650.0 + i as f64))
+        .collect();
+    let report = memory_pipeline().process(batch(payloads), None).await;
+
+    let lines: Vec<serde_json::Value> = emf::batch_lines(&report, true, 1_700_000_000_000)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    let mut durations = 0;
+    for line in &lines {
+        let directive = &line["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], metrics::NAMESPACE);
+        for metric in directive["Metrics"].as_array().unwrap() {
+            let name = metric["Name"].as_str().unwrap();
+            let dims: Vec<&str> = directive["Dimensions"][0]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d.as_str().unwrap())
+                .collect();
+            let (_, expected) = metrics::CATALOGUE
+                .iter()
+                .find(|(n, _)| *n == name)
+                .expect(name);
+            assert_eq!(&dims, expected, "{name}");
+            if let Some(values) = line[name].as_array() {
+                assert!(values.len() <= emf::MAX_VALUES_PER_METRIC);
+                if name == metrics::RECORD_DURATION {
+                    durations += values.len();
+                }
+            }
+        }
+    }
+    assert_eq!(durations, 250);
+    let hottest: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l[metrics::MAX_TEMPERATURE].as_f64())
+        .collect();
+    assert_eq!(hottest.len(), 3);
+    assert!(hottest.contains(&899.0));
+    let cold: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| l[metrics::COLD_START].as_u64())
+        .collect();
+    assert_eq!(cold, [1]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_local_run_shows_the_same_flows_in_its_spans_as_in_its_outcomes() {
+    let emulator = reactor_monitor_local::emulator::Emulator::start()
+        .await
+        .unwrap();
+    let options = LocalOptions {
+        endpoint: Some(emulator.endpoint().to_string()),
+        readings: 600,
+        batch_size: 100,
+        ..LocalOptions::default()
+    };
+
+    let report = run::run(options).await.unwrap();
+
+    assert!(report.ok(), "{}", report.verdict);
+    for (from_traces, from_outcomes) in report.trace_flows.iter().zip(&report.flows) {
+        assert_eq!(from_traces.flow_type, from_outcomes.flow_type);
+        assert_eq!(
+            from_traces.count, from_outcomes.count,
+            "{:?}",
+            from_traces.flow_type
+        );
+        assert_eq!(from_traces.errors, from_outcomes.errors);
+    }
+    assert!(report.spans_received > 600 * 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_injected_store_failure_yields_an_error_span_and_a_reported_record() {
+    let pipeline = memory_pipeline();
+    pipeline.store.faults.fail_once("2");
+
+    let report = pipeline
+        .process(batch(vec![payload("r", 1.0), payload("r", 2.0)]), None)
+        .await;
+    let spans = spans_of(&report, TracePlan::default(), &CallTargets::default()).await;
+
+    let failures: Vec<String> = report
+        .response()
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|f| f.item_identifier)
+        .collect();
+    assert_eq!(failures, ["2"]);
+    let failed = spans
+        .iter()
+        .find(|s| s.name == spans::RECORD && s.attr("messaging.message.id") == Some("2"))
+        .unwrap();
+    assert!(failed.error);
+    assert_eq!(failed.attr(spans::OUTCOME), Some("failed"));
+    assert_eq!(failed.attr(spans::FLOW_TYPE), Some("store-only"));
+    let write = spans
+        .iter()
+        .find(|s| s.parent_span_id == failed.span_id && s.name == "DynamoDB.BatchWriteItem")
+        .unwrap();
+    assert!(write.error);
+    let ok = spans
+        .iter()
+        .find(|s| s.name == spans::RECORD && s.attr("messaging.message.id") == Some("1"))
+        .unwrap();
+    assert!(!ok.error);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_receiver_forwards_every_request_unchanged_to_the_otlp_endpoint() {
+    use opentelemetry::trace::{Span, Tracer};
+    let downstream = OtlpReceiver::start_forwarding(None).await.unwrap();
+    let local = OtlpReceiver::start_forwarding(Some(downstream.endpoint.clone()))
+        .await
+        .unwrap();
+    let provider = traces::otlp_provider(Some(&local.endpoint)).unwrap();
+    let tracer = traces::tracer(&provider);
+
+    tracer.start("forwarded").end();
+    tokio::task::spawn_blocking(move || provider.force_flush().unwrap())
+        .await
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while downstream.spans().is_empty() && std::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let here: Vec<String> = local.spans().iter().map(|s| s.span_id.clone()).collect();
+    let there: Vec<String> = downstream
+        .spans()
+        .iter()
+        .map(|s| s.span_id.clone())
+        .collect();
+    assert_eq!(here.len(), 1);
+    assert_eq!(here, there);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_span_carries_the_request_id_the_service_answered_with() {
+    let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
+    let pipeline = reactor_monitor::aws::pipeline(&sdk, &resources.config());
+    let payloads = vec![payload("r1", 10.0), payload("r1", 720.0), b"x".to_vec()];
+    let event = support::kinesis_event(&payloads, 70);
+    let (_, report) = reactor_monitor::lambda::handle(&pipeline, support::lambda_event(event))
+        .await
+        .unwrap();
+
+    let spans = spans_of(&report, TracePlan::default(), &CallTargets::default()).await;
+
+    let calls: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.attr("rpc.system") == Some("aws-api"))
+        .collect();
+    let mut methods: Vec<&str> = calls.iter().filter_map(|s| s.attr("rpc.method")).collect();
+    methods.sort();
+    methods.dedup();
+    assert_eq!(
+        methods,
+        [
+            "BatchGetItem",
+            "BatchWriteItem",
+            "PublishBatch",
+            "PutObject"
+        ]
+    );
+    for call in &calls {
+        let id = call.attr("aws.request_id").unwrap_or_default();
+        assert!(!id.is_empty(), "{} has no aws.request_id", call.name);
+    }
+    // Each call has the id of its own response.
+    let id_of = |method: &str| -> Vec<&str> {
+        calls
+            .iter()
+            .filter(|s| s.attr("rpc.method") == Some(method))
+            .filter_map(|s| s.attr("aws.request_id"))
+            .collect()
+    };
+    assert_ne!(id_of("PutObject")[0], id_of("PublishBatch")[0]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emf_counts_equal_what_the_emulator_holds_after_the_batch() {
+    use reactor_monitor_local::generate::Placement;
+    let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
+    let pipeline = reactor_monitor::aws::pipeline(&sdk, &resources.config());
+    let payloads = vec![
+        payload("r1", 10.0),
+        payload("r1", 720.0),
+        b"x".to_vec(),
+        payload("r2", 805.0),
+        b"{}".to_vec(),
+    ];
+    let event = support::kinesis_event(&payloads, 40);
+    let placements: Vec<Placement> = (40..45)
+        .map(|seq| Placement {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: seq.to_string(),
+        })
+        .collect();
+
+    let (_, report) = reactor_monitor::lambda::handle(&pipeline, support::lambda_event(event))
+        .await
+        .unwrap();
+    let verified = reactor_monitor_local::verify::verify(&sdk, &resources, &placements)
+        .await
+        .unwrap();
+    let lines: Vec<serde_json::Value> = emf::batch_lines(&report, false, 0)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+
+    let sum = |metric: &str, dim: Option<(&str, &str)>| -> u64 {
+        lines
+            .iter()
+            .filter(|l| dim.is_none_or(|(k, v)| l[k] == v))
+            .filter_map(|l| l[metric].as_u64())
+            .sum()
+    };
+    let stored = sum(
+        metrics::RECORDS,
+        Some((metrics::DIM_FLOW_TYPE, "store-only")),
+    ) + sum(
+        metrics::RECORDS,
+        Some((metrics::DIM_FLOW_TYPE, "store+alert")),
+    );
+    assert_eq!(stored as usize, verified.items);
+    assert_eq!(sum(metrics::READINGS, None) as usize, verified.items);
+    assert_eq!(
+        sum(metrics::DEAD_LETTERED, None) as usize,
+        verified.dead_letters
+    );
+    assert_eq!(
+        sum(metrics::ALERTS, None) as usize,
+        verified.alerts_delivered
+    );
+    assert_eq!(verified.items, 3);
+}
+
+#[test]
+fn the_unique_flows_name_their_entry_point_and_the_resources_they_touch() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let spans = runtime.block_on(async {
+        let targets = CallTargets {
+            stream_name: "indications-stream".into(),
+            table_name: "indications-table".into(),
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-notifications".into(),
+            bucket: "dead-letters".into(),
+            ..CallTargets::default()
+        };
+        let report = memory_pipeline()
+            .process(batch(vec![payload("r", 750.0), b"?".to_vec()]), None)
+            .await;
+        spans_of(&report, TracePlan::default(), &targets).await
+    });
+
+    let flows = reactor_monitor_local::otlp::unique_flows(&spans);
+
+    let alert = flows
+        .iter()
+        .find(|f| f.flow_type == FlowType::StoreAndAlert)
+        .unwrap();
+    assert_eq!(alert.entry_point, "Kinesis indications-stream");
+    assert_eq!(
+        alert.resources,
+        ["DynamoDB indications-table", "SNS reactor-notifications"]
+    );
+    let rejected = flows
+        .iter()
+        .find(|f| f.flow_type == FlowType::ParseError)
+        .unwrap();
+    assert_eq!(rejected.resources, ["S3 dead-letters"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fully_traced_batch_larger_than_the_export_queue_loses_no_span() {
+    use opentelemetry::trace::{TraceContextExt, Tracer};
+    let receiver = OtlpReceiver::start_forwarding(None).await.unwrap();
+    let provider = traces::otlp_provider(Some(&receiver.endpoint)).unwrap();
+    let tracer = traces::tracer(&provider);
+    let payloads: Vec<Vec<u8>> = (0..4_000).map(|i| payload("r", (i % 900) as f64)).collect();
+    let report = memory_pipeline().process(batch(payloads), None).await;
+
+    let invocation = opentelemetry::Context::new().with_span(tracer.start("invocation"));
+    let flush = || tokio::task::block_in_place(|| provider.force_flush().unwrap());
+    let traced = traces::emit_batch_flushing(
+        &tracer,
+        &invocation,
+        &report,
+        &TracePlan::default(),
+        &CallTargets::default(),
+        &flush,
+    );
+    invocation.span().end();
+    tokio::task::block_in_place(|| provider.force_flush().unwrap());
+
+    let spans = receiver.spans();
+    assert_eq!(traced, 4_000);
+    assert_eq!(
+        spans.iter().filter(|s| s.name == spans::RECORD).count(),
+        4_000
+    );
+    assert!(
+        spans.len() > 8_192,
+        "more spans than the queue holds: {}",
+        spans.len()
+    );
+}

@@ -1,0 +1,696 @@
+//! The AWS adapters on mocked SDK clients: what DynamoDB, SNS and S3 partial failures and
+//! throttling do to the records of a batch. No request leaves the process.
+
+use reactor_monitor_local::testing as support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
+use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
+use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
+use aws_sdk_sns::operation::publish_batch::{PublishBatchInput, PublishBatchOutput};
+use aws_sdk_sns::types::{
+    BatchResultErrorEntry, PublishBatchRequestEntry, PublishBatchResultEntry,
+};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::RetryConfig;
+use reactor_monitor::adapters::dynamodb::{DynamoDbStore, KIND_ALERT, KIND_READING, attr};
+use reactor_monitor::adapters::s3::S3DeadLetters;
+use reactor_monitor::adapters::sns::{self, SnsAlerts};
+use reactor_monitor::aws::AwsPipeline;
+use reactor_monitor::domain::{Severity, Thresholds};
+use reactor_monitor::pipeline::{BatchReport, Limits, Outcome, Pipeline};
+use reactor_monitor::ports::FailureKind;
+use support::{batch, payload};
+
+const TABLE: &str = "reactor-readings";
+const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:reactor-alerts";
+const BUCKET: &str = "reactor-dead-letters";
+/// Calls BatchWriteItem makes for one chunk before giving up on what stays unprocessed
+/// (`adapters::retry::UNPROCESSED_ATTEMPTS`, private to the crate).
+const UNPROCESSED_ATTEMPTS: usize = 4;
+
+const STORE_ONLY_C: f64 = 300.0;
+const WARNING_C: f64 = 750.0;
+const EMERGENCY_C: f64 = 850.0;
+
+/// What a mocked service was asked, call by call.
+type Log<T> = Arc<Mutex<Vec<T>>>;
+
+fn log<T>() -> Log<T> {
+    Arc::new(Mutex::new(Vec::new()))
+}
+
+fn logged<T: Clone>(log: &Log<T>) -> Vec<T> {
+    log.lock().unwrap().clone()
+}
+
+/// The production pipeline on mocked clients. The SDK's own retries are off: each mocked
+/// response is what the adapter sees once the SDK has given up.
+fn pipeline(dynamodb: &[&Rule], sns: &[&Rule], s3: &[&Rule]) -> AwsPipeline {
+    let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, |c| c
+        .retry_config(RetryConfig::disabled()));
+    let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, |c| c
+        .retry_config(RetryConfig::disabled()));
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, s3, |c| c
+        .retry_config(RetryConfig::disabled()));
+    let store = DynamoDbStore::new(dynamodb, TABLE);
+    Pipeline {
+        store: store.clone(),
+        ledger: store,
+        publisher: SnsAlerts::new(sns, TOPIC_ARN),
+        dead_letters: S3DeadLetters::new(s3, BUCKET),
+        thresholds: Thresholds::default(),
+        limits: Limits {
+            max_in_flight: 4,
+            deadline_margin: std::time::Duration::from_millis(200),
+        },
+    }
+}
+
+// --- DynamoDB -------------------------------------------------------------------------
+
+fn write_requests(input: &BatchWriteItemInput) -> &[WriteRequest] {
+    input
+        .request_items()
+        .and_then(|tables| tables.get(TABLE))
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+}
+
+fn put_items(input: &BatchWriteItemInput) -> Vec<&HashMap<String, AttributeValue>> {
+    write_requests(input)
+        .iter()
+        .filter_map(|w| w.put_request())
+        .map(|p| p.item())
+        .collect()
+}
+
+/// `reading_id` ends in the record's sequence number, for readings and ledger entries alike.
+fn sequence_number_of(item: &HashMap<String, AttributeValue>) -> String {
+    let reading_id = item[attr::READING_ID]
+        .as_s()
+        .expect("reading_id is a string");
+    reading_id
+        .rsplit('#')
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn written_sequence_numbers(input: &BatchWriteItemInput) -> Vec<String> {
+    put_items(input)
+        .into_iter()
+        .map(sequence_number_of)
+        .collect()
+}
+
+fn writes_kind(input: &BatchWriteItemInput, kind: &str) -> bool {
+    put_items(input).iter().all(|item| {
+        item.get(attr::KIND)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+            == Some(kind)
+    })
+}
+
+/// Readings writes: the first `times` calls leave the readings of `sequence_numbers`
+/// unprocessed; every call's sequence numbers go to `calls`.
+fn readings_left_unprocessed(
+    sequence_numbers: &'static [&'static str],
+    times: usize,
+    calls: &Log<Vec<String>>,
+) -> Rule {
+    let calls = Arc::clone(calls);
+    mock!(aws_sdk_dynamodb::Client::batch_write_item)
+        .match_requests(|req| writes_kind(req, KIND_READING))
+        .then_compute_output(move |req| {
+            let mut calls = calls.lock().unwrap();
+            calls.push(written_sequence_numbers(req));
+            let unprocessed: Vec<WriteRequest> = write_requests(req)
+                .iter()
+                .filter(|w| {
+                    let item = w.put_request().expect("a put request").item();
+                    sequence_numbers.contains(&sequence_number_of(item).as_str())
+                })
+                .cloned()
+                .collect();
+            let out = BatchWriteItemOutput::builder();
+            if calls.len() <= times && !unprocessed.is_empty() {
+                out.unprocessed_items(TABLE, unprocessed).build()
+            } else {
+                out.build()
+            }
+        })
+}
+
+fn readings_stored() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::batch_write_item)
+        .match_requests(|req| writes_kind(req, KIND_READING))
+        .then_output(|| BatchWriteItemOutput::builder().build())
+}
+
+/// Readings writes of the chunk holding `sequence_number` fail with a DynamoDB error as it
+/// comes over the wire (awsJson 1.0).
+fn readings_chunk_rejected(sequence_number: &'static str, error_type: &'static str) -> Rule {
+    mock!(aws_sdk_dynamodb::Client::batch_write_item)
+        .match_requests(move |req| {
+            writes_kind(req, KIND_READING)
+                && written_sequence_numbers(req).iter().any(|s| s == sequence_number)
+        })
+        .then_http_response(move || {
+            let body = format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{error_type}","message":"Rate of requests exceeds the allowed throughput."}}"#
+            );
+            HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body))
+        })
+}
+
+/// Ledger writes (alerts recorded as published); every call's sequence numbers go to `calls`.
+fn ledger_records(calls: &Log<Vec<String>>) -> Rule {
+    let calls = Arc::clone(calls);
+    mock!(aws_sdk_dynamodb::Client::batch_write_item)
+        .match_requests(move |req| {
+            let ledger = writes_kind(req, KIND_ALERT);
+            if ledger {
+                calls.lock().unwrap().push(written_sequence_numbers(req));
+            }
+            ledger
+        })
+        .then_output(|| BatchWriteItemOutput::builder().build())
+}
+
+/// Ledger lookups: the alerts of `sequence_numbers` were published before.
+fn ledger_holding(sequence_numbers: &'static [&'static str]) -> Rule {
+    mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(move |req| {
+        let found: Vec<HashMap<String, AttributeValue>> = req
+            .request_items()
+            .and_then(|tables| tables.get(TABLE))
+            .map(|request| request.keys().to_vec())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|key| sequence_numbers.contains(&sequence_number_of(key).as_str()))
+            .collect();
+        BatchGetItemOutput::builder()
+            .responses(TABLE, found)
+            .build()
+    })
+}
+
+fn ledger_empty() -> Rule {
+    ledger_holding(&[])
+}
+
+// --- SNS ------------------------------------------------------------------------------
+
+fn message_attribute<'a>(entry: &'a PublishBatchRequestEntry, name: &str) -> Option<&'a str> {
+    entry
+        .message_attributes()
+        .and_then(|attrs| attrs.get(name))
+        .and_then(|value| value.string_value())
+}
+
+/// PublishBatch: entries for the reactors in `failing_reactors` come back in `Failed`, the
+/// others in `Successful`; every request goes to `requests`.
+fn sns_publishes_except(
+    failing_reactors: &'static [&'static str],
+    requests: &Log<PublishBatchInput>,
+) -> Rule {
+    let requests = Arc::clone(requests);
+    mock!(aws_sdk_sns::Client::publish_batch)
+        .match_requests(move |req| {
+            requests.lock().unwrap().push(req.clone());
+            true
+        })
+        .then_compute_output(move |req| {
+            let mut out = PublishBatchOutput::builder();
+            for entry in req.publish_batch_request_entries() {
+                let reactor = message_attribute(entry, sns::attr::REACTOR).unwrap_or_default();
+                out = if failing_reactors.contains(&reactor) {
+                    out.failed(
+                        BatchResultErrorEntry::builder()
+                            .id(entry.id())
+                            .code("InternalError")
+                            .message("Internal error")
+                            .sender_fault(false)
+                            .build()
+                            .unwrap(),
+                    )
+                } else {
+                    out.successful(
+                        PublishBatchResultEntry::builder()
+                            .id(entry.id())
+                            .message_id(format!("message-{reactor}"))
+                            .build(),
+                    )
+                };
+            }
+            out.build()
+        })
+}
+
+fn sns_publishes(requests: &Log<PublishBatchInput>) -> Rule {
+    sns_publishes_except(&[], requests)
+}
+
+/// PublishBatch throttled, as SNS says it over the wire (awsQuery XML).
+fn sns_throttles() -> Rule {
+    mock!(aws_sdk_sns::Client::publish_batch).then_http_response(|| {
+        let body = r#"<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>8f3c1d2e-0000-4000-8000-000000000000</RequestId></ErrorResponse>"#;
+        HttpResponse::new(StatusCode::try_from(400).unwrap(), SdkBody::from(body))
+    })
+}
+
+// --- S3 -------------------------------------------------------------------------------
+
+fn dead_letters_kept() -> Rule {
+    mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build())
+}
+
+/// PutObject answered with 503 Service Unavailable; every (key, body) goes to `puts`.
+fn dead_letters_unavailable(puts: &Log<(String, Vec<u8>)>) -> Rule {
+    let puts = Arc::clone(puts);
+    mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |req| {
+            let key = req.key().unwrap_or_default().to_string();
+            let body = req.body().bytes().unwrap_or_default().to_vec();
+            puts.lock().unwrap().push((key, body));
+            true
+        })
+        .then_http_response(|| {
+            let body = "<Error><Code>ServiceUnavailable</Code><Message>Service is unable to handle request.</Message></Error>";
+            HttpResponse::new(StatusCode::try_from(503).unwrap(), SdkBody::from(body))
+        })
+}
+
+// --- Report ---------------------------------------------------------------------------
+
+fn outcome<'a>(report: &'a BatchReport, sequence_number: &str) -> &'a Outcome {
+    let record = report
+        .records
+        .iter()
+        .find(|r| r.origin.sequence_number.as_str() == sequence_number)
+        .expect("a record with this sequence number");
+    &record.outcome
+}
+
+fn failure_kind(report: &BatchReport, sequence_number: &str) -> Option<FailureKind> {
+    match outcome(report, sequence_number) {
+        Outcome::Failed(e) => Some(e.kind),
+        _ => None,
+    }
+}
+
+fn failed(report: &BatchReport) -> Vec<String> {
+    report
+        .failed_sequence_numbers()
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect()
+}
+
+fn response_item_identifiers(report: &BatchReport) -> Vec<String> {
+    report
+        .response()
+        .batch_item_failures
+        .into_iter()
+        .filter_map(|f| f.item_identifier)
+        .collect()
+}
+
+fn store_only_batch(count: usize) -> Vec<Vec<u8>> {
+    (0..count).map(|_| payload("r1", STORE_ONLY_C)).collect()
+}
+
+// --- DynamoDB: UnprocessedItems and throttling -----------------------------------------
+
+#[tokio::test]
+async fn unprocessed_readings_are_written_again_and_nothing_fails() {
+    let calls = log();
+    let writes = readings_left_unprocessed(&["2", "5"], 1, &calls);
+    let pipeline = pipeline(&[&writes], &[], &[]);
+
+    let report = pipeline.process(batch(store_only_batch(6)), None).await;
+
+    assert!(failed(&report).is_empty());
+    assert!(response_item_identifiers(&report).is_empty());
+    assert!(
+        report
+            .records
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Stored))
+    );
+    assert_eq!(
+        logged(&calls),
+        [vec!["1", "2", "3", "4", "5", "6"], vec!["2", "5"]]
+    );
+}
+
+#[tokio::test]
+async fn readings_unprocessed_on_every_attempt_fail_alone() {
+    let calls = log();
+    let writes = readings_left_unprocessed(&["2", "5"], usize::MAX, &calls);
+    let pipeline = pipeline(&[&writes], &[], &[]);
+
+    let report = pipeline.process(batch(store_only_batch(6)), None).await;
+
+    assert_eq!(failed(&report), ["2", "5"]);
+    assert_eq!(failure_kind(&report, "2"), Some(FailureKind::Unprocessed));
+    assert_eq!(failure_kind(&report, "5"), Some(FailureKind::Unprocessed));
+    for stored in ["1", "3", "4", "6"] {
+        assert!(matches!(outcome(&report, stored), Outcome::Stored));
+    }
+    assert_eq!(writes.num_calls(), UNPROCESSED_ATTEMPTS);
+    assert_eq!(response_item_identifiers(&report), ["2", "5"]);
+}
+
+/// 30 readings make two BatchWriteItem chunks (1–25, 26–30); the first is throttled.
+async fn a_throttled_chunk_fails_alone(error_type: &'static str) {
+    let throttled = readings_chunk_rejected("1", error_type);
+    let stored = readings_stored();
+    let pipeline = pipeline(&[&throttled, &stored], &[], &[]);
+
+    let report = pipeline.process(batch(store_only_batch(30)), None).await;
+
+    let first_chunk: Vec<String> = (1..=25).map(|n| n.to_string()).collect();
+    assert_eq!(failed(&report), first_chunk);
+    for seq in &first_chunk {
+        assert_eq!(
+            failure_kind(&report, seq),
+            Some(FailureKind::Throttled),
+            "{error_type}"
+        );
+    }
+    for seq in 26..=30 {
+        assert!(matches!(
+            outcome(&report, &seq.to_string()),
+            Outcome::Stored
+        ));
+    }
+    assert_eq!((throttled.num_calls(), stored.num_calls()), (1, 1));
+    assert_eq!(response_item_identifiers(&report), first_chunk);
+}
+
+#[tokio::test]
+async fn provisioned_throughput_exceeded_fails_every_record_of_its_chunk_and_no_other() {
+    a_throttled_chunk_fails_alone("ProvisionedThroughputExceededException").await;
+}
+
+#[tokio::test]
+async fn a_throttling_exception_fails_every_record_of_its_chunk_and_no_other() {
+    a_throttled_chunk_fails_alone("ThrottlingException").await;
+}
+
+// --- SNS: partial failures and throttling ----------------------------------------------
+
+#[tokio::test]
+async fn an_sns_entry_in_failed_fails_only_its_record_and_is_not_recorded_in_the_ledger() {
+    let (requests, ledger_calls) = (log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_empty(),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes_except(&["r3"], &requests);
+    let pipeline = pipeline(&[&readings, &lookups, &ledger], &[&publish], &[]);
+    let records = batch(vec![
+        payload("r1", STORE_ONLY_C),
+        payload("r2", WARNING_C),
+        payload("r3", EMERGENCY_C),
+        payload("r4", WARNING_C),
+    ]);
+
+    let report = pipeline.process(records, None).await;
+
+    assert_eq!(failed(&report), ["3"]);
+    assert_eq!(failure_kind(&report, "3"), Some(FailureKind::Unprocessed));
+    assert!(matches!(outcome(&report, "1"), Outcome::Stored));
+    for alerted in ["2", "4"] {
+        assert!(matches!(
+            outcome(&report, alerted),
+            Outcome::StoredAndAlerted {
+                severity: Severity::Warning,
+                published_now: true
+            }
+        ));
+    }
+    assert_eq!(publish.num_calls(), 1);
+    assert_eq!(logged(&ledger_calls), [vec!["2", "4"]]);
+    assert_eq!(response_item_identifiers(&report), ["3"]);
+}
+
+#[tokio::test]
+async fn a_throttled_publish_fails_only_the_alerting_records_and_writes_no_ledger_entry() {
+    let ledger_calls = log();
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_empty(),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_throttles();
+    let pipeline = pipeline(&[&readings, &lookups, &ledger], &[&publish], &[]);
+    let records = batch(vec![
+        payload("r1", STORE_ONLY_C),
+        payload("r2", WARNING_C),
+        payload("r3", STORE_ONLY_C),
+        payload("r4", EMERGENCY_C),
+    ]);
+
+    let report = pipeline.process(records, None).await;
+
+    assert_eq!(failed(&report), ["2", "4"]);
+    assert_eq!(failure_kind(&report, "2"), Some(FailureKind::Throttled));
+    assert_eq!(failure_kind(&report, "4"), Some(FailureKind::Throttled));
+    assert!(matches!(outcome(&report, "1"), Outcome::Stored));
+    assert!(matches!(outcome(&report, "3"), Outcome::Stored));
+    assert_eq!(publish.num_calls(), 1);
+    assert_eq!(ledger.num_calls(), 0);
+    assert!(logged(&ledger_calls).is_empty());
+    assert_eq!(response_item_identifiers(&report), ["2", "4"]);
+}
+
+#[tokio::test]
+async fn published_alerts_carry_the_severity_as_subject_and_the_filter_attributes() {
+    let (requests, ledger_calls) = (log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_empty(),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes(&requests);
+    let pipeline = pipeline(&[&readings, &lookups, &ledger], &[&publish], &[]);
+    let records = batch(vec![payload("r1", WARNING_C), payload("r2", EMERGENCY_C)]);
+
+    let report = pipeline.process(records, None).await;
+
+    assert!(failed(&report).is_empty());
+    let requests = logged(&requests);
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].topic_arn(), Some(TOPIC_ARN));
+    let entries: Vec<(Option<&str>, Option<&str>, Option<&str>)> = requests[0]
+        .publish_batch_request_entries()
+        .iter()
+        .map(|e| {
+            (
+                e.subject(),
+                message_attribute(e, sns::attr::SEVERITY),
+                message_attribute(e, sns::attr::REACTOR),
+            )
+        })
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            (Some("warning"), Some("warning"), Some("r1")),
+            (Some("emergency"), Some("emergency"), Some("r2")),
+        ]
+    );
+    assert_eq!(logged(&ledger_calls), [vec!["1", "2"]]);
+}
+
+// --- The alert ledger ------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_alert_already_in_the_ledger_is_not_published_again() {
+    let (requests, ledger_calls) = (log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_holding(&["1"]),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes(&requests);
+    let pipeline = pipeline(&[&readings, &lookups, &ledger], &[&publish], &[]);
+
+    let report = pipeline
+        .process(batch(vec![payload("r1", EMERGENCY_C)]), None)
+        .await;
+
+    assert!(matches!(
+        outcome(&report, "1"),
+        Outcome::StoredAndAlerted {
+            severity: Severity::Emergency,
+            published_now: false
+        }
+    ));
+    assert_eq!(lookups.num_calls(), 1);
+    assert_eq!(publish.num_calls(), 0);
+    assert_eq!(ledger.num_calls(), 0);
+    assert!(failed(&report).is_empty());
+}
+
+#[tokio::test]
+async fn only_alerts_missing_from_the_ledger_are_published() {
+    let (requests, ledger_calls) = (log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_holding(&["1"]),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes(&requests);
+    let pipeline = pipeline(&[&readings, &lookups, &ledger], &[&publish], &[]);
+    let records = batch(vec![payload("r1", EMERGENCY_C), payload("r2", WARNING_C)]);
+
+    let report = pipeline.process(records, None).await;
+
+    assert!(matches!(
+        outcome(&report, "1"),
+        Outcome::StoredAndAlerted {
+            published_now: false,
+            ..
+        }
+    ));
+    assert!(matches!(
+        outcome(&report, "2"),
+        Outcome::StoredAndAlerted {
+            published_now: true,
+            ..
+        }
+    ));
+    let published: Vec<Option<String>> = logged(&requests)
+        .iter()
+        .flat_map(|r| r.publish_batch_request_entries().to_vec())
+        .map(|e| message_attribute(&e, sns::attr::REACTOR).map(str::to_string))
+        .collect();
+    assert_eq!(published, [Some("r2".to_string())]);
+    assert_eq!(logged(&ledger_calls), [vec!["2"]]);
+}
+
+// --- S3 dead letters -------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_dead_letter_put_answered_with_503_fails_only_the_parse_error_record() {
+    let (puts, requests, ledger_calls) = (log(), log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_empty(),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes(&requests);
+    let dead_letters = dead_letters_unavailable(&puts);
+    let pipeline = pipeline(
+        &[&readings, &lookups, &ledger],
+        &[&publish],
+        &[&dead_letters],
+    );
+    let records = batch(vec![
+        payload("r1", STORE_ONLY_C),
+        b"not json".to_vec(),
+        payload("r3", WARNING_C),
+    ]);
+
+    let report = pipeline.process(records, None).await;
+
+    assert_eq!(failed(&report), ["2"]);
+    assert_eq!(failure_kind(&report, "2"), Some(FailureKind::Service));
+    assert!(matches!(outcome(&report, "1"), Outcome::Stored));
+    assert!(matches!(
+        outcome(&report, "3"),
+        Outcome::StoredAndAlerted {
+            published_now: true,
+            ..
+        }
+    ));
+    assert_eq!(
+        logged(&puts),
+        [(
+            "parse-errors/shardId-000000000000/2".to_string(),
+            b"not json".to_vec()
+        )]
+    );
+    assert_eq!(response_item_identifiers(&report), ["2"]);
+}
+
+// --- The partial batch response --------------------------------------------------------
+
+#[tokio::test]
+async fn the_partial_batch_response_lists_exactly_the_failed_sequence_numbers() {
+    let (write_calls, requests, ledger_calls, puts) = (log(), log(), log(), log());
+    let readings = readings_left_unprocessed(&["9"], usize::MAX, &write_calls);
+    let (lookups, ledger) = (ledger_empty(), ledger_records(&ledger_calls));
+    let publish = sns_publishes_except(&["r11"], &requests);
+    let dead_letters = dead_letters_unavailable(&puts);
+    let pipeline = pipeline(
+        &[&readings, &lookups, &ledger],
+        &[&publish],
+        &[&dead_letters],
+    );
+    let mut payloads = store_only_batch(12);
+    payloads[2] = b"not json".to_vec();
+    payloads[9] = payload("r10", WARNING_C);
+    payloads[10] = payload("r11", EMERGENCY_C);
+
+    let report = pipeline.process(batch(payloads), None).await;
+
+    assert_eq!(failed(&report), ["3", "9", "11"]);
+    assert_eq!(
+        serde_json::to_value(report.response()).unwrap(),
+        serde_json::json!({"batchItemFailures": [
+            {"itemIdentifier": "3"},
+            {"itemIdentifier": "9"},
+            {"itemIdentifier": "11"},
+        ]})
+    );
+    assert!(matches!(
+        outcome(&report, "10"),
+        Outcome::StoredAndAlerted {
+            severity: Severity::Warning,
+            published_now: true
+        }
+    ));
+    assert!(!report.nothing_done());
+    assert_eq!(logged(&ledger_calls), [vec!["10"]]);
+}
+
+#[tokio::test]
+async fn a_kept_dead_letter_and_stored_readings_leave_the_response_empty() {
+    let (requests, ledger_calls) = (log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_empty(),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes(&requests);
+    let dead_letters = dead_letters_kept();
+    let pipeline = pipeline(
+        &[&readings, &lookups, &ledger],
+        &[&publish],
+        &[&dead_letters],
+    );
+    let records = batch(vec![
+        payload("r1", STORE_ONLY_C),
+        b"{".to_vec(),
+        payload("r3", EMERGENCY_C),
+    ]);
+
+    let report = pipeline.process(records, None).await;
+
+    assert!(report.response().batch_item_failures.is_empty());
+    assert!(matches!(outcome(&report, "2"), Outcome::DeadLettered(_)));
+    assert_eq!(dead_letters.num_calls(), 1);
+    assert_eq!(publish.num_calls(), 1);
+}

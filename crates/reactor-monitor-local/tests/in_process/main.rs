@@ -1,0 +1,7 @@
+//! The function in process: the pipeline on in-memory adapters, the AWS adapters on mocked SDK
+//! clients, property tests, and real Kinesis event JSON.
+
+mod adapters_mocked;
+mod kinesis_event;
+mod pipeline_outcomes;
+mod properties;
