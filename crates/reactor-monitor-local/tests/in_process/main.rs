@@ -6,3 +6,4 @@ mod kinesis_event;
 mod pipeline_outcomes;
 mod properties;
 mod sink_faults;
+mod sink_rules;
