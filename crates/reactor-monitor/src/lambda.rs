@@ -68,8 +68,8 @@ where
     let report = pipeline
         .process(inbound_records(event.payload), deadline)
         .await;
-    let result = match report.first_failure() {
-        Some(first) if report.nothing_done() => Err(BatchFailed {
+    let result = match report.invocation_failure() {
+        Some(first) => Err(BatchFailed {
             records: report.records.len(),
             first: first.clone(),
         }),

@@ -11,4 +11,5 @@ pub mod kpl;
 pub mod lambda;
 pub mod pipeline;
 pub mod ports;
+pub mod sinks;
 pub mod telemetry;

@@ -17,8 +17,8 @@ use tokio::time::Instant;
 use crate::domain::{FlowType, Reading, RejectReason, SequenceNumber, Severity, Thresholds};
 use crate::kpl;
 use crate::ports::{
-    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, FailureKind, Located, Origin,
-    ReadingStore, TransientError, with_request_id,
+    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, FailureClass, FailureKind,
+    Located, Origin, ReadingStore, TransientError, with_request_id,
 };
 
 /// One Kinesis record as the pipeline sees it: payload bytes and where they sit in the stream.
@@ -106,6 +106,22 @@ impl BatchReport {
     /// should fail as a whole so that bisect-on-error can isolate the cause.
     pub fn nothing_done(&self) -> bool {
         !self.records.is_empty() && self.records.iter().all(RecordReport::is_failure)
+    }
+
+    /// The first failure that is permanent for the function (access denied, a missing
+    /// resource, an unusable KMS key): the invocation must fail loudly, whatever else was done.
+    pub fn fatal(&self) -> Option<&TransientError> {
+        self.records.iter().find_map(|r| match &r.outcome {
+            Outcome::Failed(e) if e.kind.class() == FailureClass::PermanentForFunction => Some(e),
+            _ => None,
+        })
+    }
+
+    /// Why the invocation must fail as a whole, if it must: a failure permanent for the
+    /// function ([`BatchReport::fatal`]), or the first failure when nothing could be done.
+    pub fn invocation_failure(&self) -> Option<&TransientError> {
+        self.fatal()
+            .or_else(|| self.first_failure().filter(|_| self.nothing_done()))
     }
 
     pub fn first_failure(&self) -> Option<&TransientError> {
@@ -216,6 +232,8 @@ struct Progress {
     stored: Vec<Option<Result<(), TransientError>>>,
     alerted: Vec<Option<Result<bool, TransientError>>>,
     dead_lettered: Vec<Option<Result<(), TransientError>>>,
+    /// Valid readings a sink refused for good: dead-lettered with this reason.
+    sink_rejected: Vec<Option<RejectReason>>,
 }
 
 impl<S, L, P, D> Pipeline<S, L, P, D>
@@ -264,7 +282,13 @@ where
                     .chunks(P::MAX_BATCH.min(L::MAX_BATCH))
                     .map(|chunk| self.alert_chunk(&gate, &slots, chunk))
             ),
-            join_all(rejected.iter().map(|&i| self.dead_letter(&gate, &slots, i))),
+            join_all(rejected.iter().map(|&i| {
+                let reason = *slots[i]
+                    .parsed
+                    .as_ref()
+                    .expect_err("only rejections are passed");
+                self.dead_letter(&gate, &slots, i, reason)
+            })),
         );
 
         let mut progress = Progress {
@@ -272,6 +296,7 @@ where
             stored: vec![None; slots.len()],
             alerted: vec![None; slots.len()],
             dead_lettered: vec![None; slots.len()],
+            sink_rejected: vec![None; slots.len()],
         };
         let mut requests: Vec<(&'static str, usize)> = Vec::new();
         let mut count = |op: &'static str| match requests.iter_mut().find(|(o, _)| *o == op) {
@@ -297,6 +322,35 @@ where
         for (i, timing, result) in dead {
             count(timing.operation);
             progress.calls[i].push(timing);
+            progress.dead_lettered[i] = Some(result);
+        }
+
+        // Readings a sink refused for good (DynamoDB's ValidationException of the item, an
+        // alert SNS cannot take): isolated by the adapters, dead-lettered here byte for byte.
+        let refused: Vec<(usize, RejectReason)> = (0..slots.len())
+            .filter_map(|i| {
+                let refused =
+                    |e: Option<&TransientError>| e.is_some_and(|e| e.kind == FailureKind::Rejected);
+                if refused(progress.stored[i].as_ref().and_then(|r| r.as_ref().err())) {
+                    Some((i, RejectReason::StoreRejected))
+                } else if refused(progress.alerted[i].as_ref().and_then(|r| r.as_ref().err())) {
+                    Some((i, RejectReason::AlertRejected))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        let (gate, slots_ref) = (&gate, &slots);
+        let refused = join_all(refused.into_iter().map(|(i, reason)| async move {
+            (reason, self.dead_letter(gate, slots_ref, i, reason).await)
+        }))
+        .await;
+        for (reason, (i, timing, result)) in refused {
+            count(timing.operation);
+            let seq = &slots[i].record.origin.sequence_number;
+            tracing::warn!(sequence_number = %seq, reason = %reason, "a sink refused a valid reading; dead-lettered");
+            progress.calls[i].push(timing);
+            progress.sink_rejected[i] = Some(reason);
             progress.dead_lettered[i] = Some(result);
         }
 
@@ -480,15 +534,13 @@ where
         gate: &Gate,
         slots: &[Slot],
         i: usize,
+        reason: RejectReason,
     ) -> (usize, CallTiming, Result<(), TransientError>) {
         let slot = &slots[i];
         let letter = DeadLetter {
             payload: &slot.record.data,
             origin: &slot.record.origin,
-            reason: *slot
-                .parsed
-                .as_ref()
-                .expect_err("only rejections are passed"),
+            reason,
         };
         let (timing, result) = gate.call(D::OPERATION, self.dead_letters.put(letter)).await;
         (i, timing, result.and_then(|r| r))
@@ -518,6 +570,15 @@ fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
                 None => Outcome::Failed(unreached("dead letter")),
             };
             (FlowType::ParseError, None, Some(reason), outcome)
+        }
+        Ok(reading) if progress.sink_rejected[i].is_some() => {
+            let reason = progress.sink_rejected[i].take().expect("checked");
+            let outcome = match progress.dead_lettered[i].take() {
+                Some(Ok(())) => Outcome::DeadLettered(reason),
+                Some(Err(e)) => Outcome::Failed(e),
+                None => Outcome::Failed(unreached("dead letter")),
+            };
+            (FlowType::ParseError, Some(reading), Some(reason), outcome)
         }
         Ok(reading) => {
             let stored = progress.stored[i]

@@ -41,10 +41,19 @@ pub struct DeadLetter<'a> {
     pub reason: RejectReason,
 }
 
-/// Why a call did not complete. Every kind is transient: the record is reported in
-/// `batchItemFailures` and the event source mapping retries it.
+/// Why a call did not complete, which decides what happens next ([`FailureKind::class`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
+    /// The service refused this item as invalid (a `ValidationException` of the item, an SNS
+    /// entry failed for a parameter): retrying cannot help. A batch call refused as a whole
+    /// is split until the item is found; the record is dead-lettered with a reason and its
+    /// neighbours go on.
+    Rejected,
+    /// The function cannot use its resources (access denied, missing table, topic or bucket,
+    /// KMS key disabled or not usable, invalid credentials): nothing will succeed until
+    /// someone fixes the configuration. The invocation fails so that alarms fire; no good
+    /// reading is dead-lettered for it.
+    Misconfigured,
     /// The service asked us to slow down (throttling, provisioned throughput exceeded).
     Throttled,
     /// The service accepted the request but not this item (UnprocessedItems, a failed batch entry).
@@ -57,7 +66,34 @@ pub enum FailureKind {
     NotStarted,
 }
 
-/// A failure the event source mapping should retry. Keeps its cause for the logs.
+/// What must happen next after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureClass {
+    /// Retry (the SDK's own retries, then the event source mapping through
+    /// `batchItemFailures`).
+    Transient,
+    /// Permanent for one record: isolate it, dead-letter it with a reason, keep the others.
+    PermanentForRecord,
+    /// Permanent for the function: fail the invocation loudly.
+    PermanentForFunction,
+}
+
+impl FailureKind {
+    pub fn class(self) -> FailureClass {
+        match self {
+            Self::Rejected => FailureClass::PermanentForRecord,
+            Self::Misconfigured => FailureClass::PermanentForFunction,
+            Self::Throttled
+            | Self::Unprocessed
+            | Self::Service
+            | Self::Timeout
+            | Self::NotStarted => FailureClass::Transient,
+        }
+    }
+}
+
+/// A failure of a call, for one record, with its kind ([`FailureKind::class`] says what
+/// happens next). Keeps its cause for the logs.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation} failed ({kind:?}): {message}")]
 pub struct TransientError {

@@ -507,6 +507,18 @@ fn corpus() -> Vec<Malformed> {
         ),
         bad("invalid date", "empty", date(r#""""#), "date_not_rfc3339"),
         bad(
+            "date out of range",
+            "UTC instant in year 10000",
+            date(r#""9999-12-31T23:30:00-01:00""#),
+            "date_out_of_range",
+        ),
+        bad(
+            "date out of range",
+            "UTC instant in year -1",
+            date(r#""0000-01-01T00:30:00+01:00""#),
+            "date_out_of_range",
+        ),
+        bad(
             "duplicate keys",
             "temp twice",
             format!(r#"{{"temp":500,"temp":900,"reactor":"r","date":{DATE}}}"#),
@@ -622,6 +634,7 @@ fn the_corpus_is_at_least_forty_distinct_payloads_in_every_category_of_the_contr
         "below absolute zero",
         "reactor id",
         "invalid date",
+        "date out of range",
         "duplicate keys",
         "deep nesting",
         "1 MiB record",
@@ -744,4 +757,86 @@ async fn every_malformed_payload_is_dead_lettered_byte_for_byte_between_stored_r
         })
         .collect();
     assert_eq!(stored, readings);
+}
+
+/// Readings a sink cannot take verbatim are not malformed: a temperature beyond DynamoDB's
+/// number range (stored as text with a flag), one written as a 121-digit integer before,
+/// one below CloudWatch's smallest value, a non-ASCII reactor id (escaped in the EMF
+/// dimension), dates at both edges of years 0000–9999 UTC. All are stored, alerted when hot,
+/// and the emulator scans the table back.
+#[tokio::test]
+async fn readings_beyond_a_sink_rule_are_stored_and_alerted_not_dead_lettered() {
+    let (_emulator, sdk, resources) = emulator_with_resources(1).await;
+    let pipeline = aws::pipeline(&sdk, &resources.config());
+    let payloads: Vec<Vec<u8>> = [
+        r#"{"temp":8.04040404040404e126,"reactor":"reactor-1","date":"2020-03-07T16:40:10+02:00"}"#,
+        r#"{"temp":1e120,"reactor":"reactor-1","date":"2020-03-07T16:40:11+02:00"}"#,
+        r#"{"temp":1e-200,"reactor":"reactor-1","date":"2020-03-07T16:40:12+02:00"}"#,
+        r#"{"temp":512.5,"reactor":"réacteur-7","date":"2020-03-07T16:40:13+02:00"}"#,
+        r#"{"temp":500,"reactor":"reactor-1","date":"9999-12-31T23:30:00+01:00"}"#,
+        r#"{"temp":500,"reactor":"reactor-1","date":"0000-01-01T00:30:00-01:00"}"#,
+    ]
+    .iter()
+    .map(|p| p.as_bytes().to_vec())
+    .collect();
+
+    let (response, report) = lambda::handle(&pipeline, lambda_event(kinesis_event(&payloads, 1)))
+        .await
+        .expect("the batch is processed");
+
+    assert!(response.batch_item_failures.is_empty());
+    let hot = &report.records[..2];
+    for record in hot {
+        assert!(
+            matches!(
+                record.outcome,
+                Outcome::StoredAndAlerted {
+                    published_now: true,
+                    ..
+                }
+            ),
+            "{:?}",
+            record.outcome
+        );
+    }
+    for record in &report.records[2..] {
+        assert!(
+            matches!(record.outcome, Outcome::Stored),
+            "{:?}",
+            record.outcome
+        );
+    }
+    let items = aws_sdk_dynamodb::Client::new(&sdk)
+        .scan()
+        .table_name(&resources.names.table)
+        .send()
+        .await
+        .expect("the emulator scans every item back")
+        .items()
+        .to_vec();
+    let kinds = |kind: &str| {
+        items
+            .iter()
+            .filter(|i| i.get("kind") == Some(&AttributeValue::S(kind.into())))
+            .count()
+    };
+    assert_eq!(kinds("reading"), payloads.len());
+    assert_eq!(kinds("alert"), 2);
+    let texts: Vec<&AttributeValue> = items.iter().filter_map(|i| i.get("temp_c_text")).collect();
+    assert_eq!(
+        texts.len(),
+        3,
+        "the 8e126 and 1e-200 readings and the 8e126 alert"
+    );
+    assert!(texts.contains(&&AttributeValue::S("8.04040404040404E126".into())));
+    assert!(
+        items
+            .iter()
+            .any(|i| i.get("temp_c") == Some(&AttributeValue::N("1E120".into())))
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i.get("reactor") == Some(&AttributeValue::S("réacteur-7".into())))
+    );
 }

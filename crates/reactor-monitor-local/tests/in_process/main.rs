@@ -5,3 +5,5 @@ mod adapters_mocked;
 mod kinesis_event;
 mod pipeline_outcomes;
 mod properties;
+mod sink_faults;
+mod sink_rules;

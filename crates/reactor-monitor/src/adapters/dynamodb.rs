@@ -17,6 +17,7 @@ use chrono::{SecondsFormat, Utc};
 
 use crate::domain::UTC_TIMESTAMP_LEN;
 use crate::domain::rfc3339::{self, Fraction};
+use crate::sinks;
 
 use super::retry::{UNPROCESSED_ATTEMPTS, backoff};
 use super::sdk_failure;
@@ -31,6 +32,11 @@ pub mod attr {
     pub const READING_ID: &str = "reading_id";
     pub const KIND: &str = "kind";
     pub const TEMP_C: &str = "temp_c";
+    /// The temperature as decimal text (`8.04040404040404E126`), instead of `temp_c`, when
+    /// DynamoDB cannot hold it as a number (`sinks::dynamodb::number`).
+    pub const TEMP_C_TEXT: &str = "temp_c_text";
+    /// `true` on an item whose temperature is in `temp_c_text` (absent otherwise).
+    pub const TEMP_NOT_REPRESENTABLE: &str = "temp_not_representable";
     pub const DATE: &str = "date";
     pub const SHARD_ID: &str = "shard_id";
     pub const SEQUENCE_NUMBER: &str = "sequence_number";
@@ -105,10 +111,7 @@ impl DynamoDbStore {
             AttributeValue::S(Self::reading_id(located)),
         );
         item.insert(attr::KIND.to_owned(), s(KIND_READING));
-        item.insert(
-            attr::TEMP_C.to_owned(),
-            AttributeValue::N(r.temp_c.to_string()),
-        );
+        item.extend(temperature(r.temp_c));
         item.insert(attr::DATE.to_owned(), AttributeValue::S(date));
         item.insert(attr::SHARD_ID.to_owned(), s(&o.shard_id));
         item.insert(
@@ -151,10 +154,6 @@ impl DynamoDbStore {
                 AttributeValue::S(alert.severity.as_str().into()),
             ),
             (
-                attr::TEMP_C.into(),
-                AttributeValue::N(alert.located.reading.temp_c.to_string()),
-            ),
-            (
                 attr::MESSAGE_ID.into(),
                 AttributeValue::S(message_id.into()),
             ),
@@ -163,7 +162,40 @@ impl DynamoDbStore {
                 AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
             ),
         ]);
+        item.extend(temperature(alert.located.reading.temp_c));
         item
+    }
+
+    /// Writes the items of `batch`; when DynamoDB refuses the whole call as invalid
+    /// ([`FailureKind::Rejected`]), splits it in halves until each refused item stands alone,
+    /// so that only the records DynamoDB cannot take fail and their neighbours are stored.
+    async fn write_isolating<T: Sync>(
+        &self,
+        operation: &'static str,
+        batch: &[T],
+        item: impl Fn(&T) -> HashMap<String, AttributeValue> + Copy + Send + Sync,
+    ) -> ItemResults {
+        let results = self
+            .write_items(operation, batch.iter().map(item).collect())
+            .await;
+        if batch.len() > 1 && results.iter().all(is_rejected) {
+            return self.bisect(operation, batch, item).await;
+        }
+        results
+    }
+
+    fn bisect<'a, T: Sync>(
+        &'a self,
+        operation: &'static str,
+        batch: &'a [T],
+        item: impl Fn(&T) -> HashMap<String, AttributeValue> + Copy + Send + Sync + 'a,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ItemResults> + Send + 'a>> {
+        Box::pin(async move {
+            let (left, right) = batch.split_at(batch.len() / 2);
+            let mut results = self.write_isolating(operation, left, item).await;
+            results.extend(self.write_isolating(operation, right, item).await);
+            results
+        })
     }
 
     /// Writes items with BatchWriteItem, retrying what comes back unprocessed.
@@ -235,6 +267,26 @@ impl DynamoDbStore {
     }
 }
 
+/// The attributes of a temperature: `temp_c` as a number when DynamoDB can hold it, else
+/// `temp_c_text` with the same decimal text and `temp_not_representable = true`. Every
+/// reading is stored either way: a sink's range never hides a reading (nor its alert).
+pub fn temperature(temp_c: f64) -> impl Iterator<Item = (String, AttributeValue)> {
+    let (value, flag) = match sinks::dynamodb::number(temp_c) {
+        Some(n) => ((attr::TEMP_C, AttributeValue::N(n)), None),
+        None => (
+            (attr::TEMP_C_TEXT, AttributeValue::S(sinks::decimal(temp_c))),
+            Some((attr::TEMP_NOT_REPRESENTABLE, AttributeValue::Bool(true))),
+        ),
+    };
+    std::iter::once(value)
+        .chain(flag)
+        .map(|(name, value)| (name.to_owned(), value))
+}
+
+fn is_rejected(result: &Result<(), TransientError>) -> bool {
+    matches!(result, Err(e) if e.kind == FailureKind::Rejected)
+}
+
 fn key_of(item: &HashMap<String, AttributeValue>) -> (AttributeValue, AttributeValue) {
     let get = |name: &str| {
         item.get(name)
@@ -249,8 +301,8 @@ impl ReadingStore for DynamoDbStore {
     const MAX_BATCH: usize = MAX_BATCH_WRITE_ITEMS;
 
     async fn put_readings(&self, batch: &[Located<'_>]) -> ItemResults {
-        let items = batch.iter().map(Self::reading_item).collect();
-        self.write_items(Self::OPERATION, items).await
+        self.write_isolating(Self::OPERATION, batch, Self::reading_item)
+            .await
     }
 }
 
@@ -318,10 +370,9 @@ impl AlertLedger for DynamoDbStore {
     }
 
     async fn record_sent(&self, alerts: &[(Alert<'_>, String)]) -> ItemResults {
-        let items = alerts
-            .iter()
-            .map(|(a, id)| Self::ledger_item(a, id))
-            .collect();
-        self.write_items(Self::RECORD_OPERATION, items).await
+        self.write_isolating(Self::RECORD_OPERATION, alerts, |(a, id)| {
+            Self::ledger_item(a, id)
+        })
+        .await
     }
 }

@@ -11,6 +11,7 @@ use chrono::{SecondsFormat, Utc};
 
 use super::sdk_failure;
 use crate::ports::{DeadLetter, DeadLetterSink, Origin, note_request_id};
+use crate::sinks;
 
 /// Object metadata keys (sent as `x-amz-meta-*`).
 pub mod meta {
@@ -39,50 +40,68 @@ impl S3DeadLetters {
         }
     }
 
+    /// `parse-errors/<shard id>/<sequence number>` (`…:<subsequence>` for a user record of an
+    /// aggregate), within S3's key rules (`sinks::s3::object_key`).
     pub fn object_key(origin: &Origin) -> String {
-        format!("{KEY_PREFIX}{}/{}", origin.shard_id, origin.sequence_number)
+        sinks::s3::object_key(
+            KEY_PREFIX,
+            &[&origin.shard_id, &origin.sequence_number.to_string()],
+        )
+    }
+
+    /// The object's user metadata: US-ASCII, at most `USER_METADATA_MAX_BYTES` in all. The
+    /// partition key (up to 256 Unicode characters, ~3 KB escaped) takes what the other
+    /// entries leave, cut with a digest when longer.
+    pub fn metadata(letter: &DeadLetter<'_>, rejected_at: &str) -> Vec<(&'static str, String)> {
+        let o = letter.origin;
+        let budget = sinks::s3::USER_METADATA_MAX_BYTES;
+        let mut entries = vec![
+            (meta::REASON, letter.reason.code().to_owned()),
+            (
+                meta::SHARD_ID,
+                sinks::s3::metadata_value(&o.shard_id, budget),
+            ),
+            (
+                meta::SEQUENCE_NUMBER,
+                sinks::s3::metadata_value(&o.sequence_number.to_string(), budget),
+            ),
+            (
+                meta::ARRIVED_AT,
+                o.arrival.to_rfc3339_opts(SecondsFormat::Millis, true),
+            ),
+            (meta::REJECTED_AT, rejected_at.to_owned()),
+        ];
+        let used = sinks::s3::metadata_bytes(entries.iter().map(|(k, v)| (*k, v.as_str())));
+        let left = budget.saturating_sub(used + meta::PARTITION_KEY.len());
+        entries.push((
+            meta::PARTITION_KEY,
+            sinks::s3::metadata_value(&o.partition_key, left),
+        ));
+        entries
     }
 }
 
 /// Metadata values must be printable ASCII: anything else is percent-encoded.
 pub fn encode_metadata(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if (0x20..0x7f).contains(&byte) && byte != b'%' {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    sinks::s3::metadata_value(value, usize::MAX)
 }
 
 impl DeadLetterSink for S3DeadLetters {
     const OPERATION: &'static str = "PutObject";
 
     async fn put(&self, letter: DeadLetter<'_>) -> Result<(), crate::ports::TransientError> {
-        let o = letter.origin;
-        let response = self
+        let rejected_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut request = self
             .client
             .put_object()
             .bucket(&self.bucket)
-            .key(Self::object_key(o))
+            .key(Self::object_key(letter.origin))
             .content_type("application/octet-stream")
-            .body(ByteStream::from(letter.payload.to_vec()))
-            .metadata(meta::REASON, letter.reason.code())
-            .metadata(meta::SHARD_ID, encode_metadata(&o.shard_id))
-            .metadata(meta::SEQUENCE_NUMBER, o.sequence_number.to_string())
-            .metadata(meta::PARTITION_KEY, encode_metadata(&o.partition_key))
-            .metadata(
-                meta::ARRIVED_AT,
-                o.arrival.to_rfc3339_opts(SecondsFormat::Millis, true),
-            )
-            .metadata(
-                meta::REJECTED_AT,
-                Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            )
-            .send()
-            .await;
+            .body(ByteStream::from(letter.payload.to_vec()));
+        for (key, value) in Self::metadata(&letter, &rejected_at) {
+            request = request.metadata(key, value);
+        }
+        let response = request.send().await;
         note_request_id(response.request_id());
         response
             .map(|_| ())

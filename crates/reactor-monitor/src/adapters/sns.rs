@@ -6,6 +6,7 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::sdk_failure;
 use crate::ports::{Alert, AlertPublisher, FailureKind, TransientError, note_request_id};
+use crate::sinks;
 
 /// PublishBatch takes at most 10 entries.
 pub const MAX_PUBLISH_BATCH_ENTRIES: usize = 10;
@@ -41,8 +42,8 @@ impl SnsAlerts {
             "{severity}: reactor {reactor} coolant at {temp} °C, at or above the {severity} threshold of {threshold} °C (reading of {date}, shard {shard}, sequence number {seq}).",
             severity = alert.severity.as_str().to_uppercase(),
             reactor = r.reactor,
-            temp = r.temp_c,
-            threshold = alert.threshold_c,
+            temp = sinks::decimal(r.temp_c),
+            threshold = sinks::decimal(alert.threshold_c),
             date = r.date.to_rfc3339(),
             shard = alert.located.origin.shard_id,
             seq = alert.located.origin.sequence_number,
@@ -87,11 +88,39 @@ impl SnsAlerts {
 
 const OPERATION: &str = "PublishBatch";
 
+/// One result per alert: the message id when published.
+type Published = Vec<Result<String, TransientError>>;
+
 impl AlertPublisher for SnsAlerts {
     const OPERATION: &'static str = OPERATION;
     const MAX_BATCH: usize = MAX_PUBLISH_BATCH_ENTRIES;
 
+    /// Publishes in one call; when SNS refuses the whole call as invalid
+    /// ([`FailureKind::Rejected`]), splits it in halves until each refused alert stands alone.
     async fn publish(&self, alerts: &[Alert<'_>]) -> Vec<Result<String, TransientError>> {
+        let results = self.publish_once(alerts).await;
+        let rejected = |r: &Result<String, TransientError>| matches!(r, Err(e) if e.kind == FailureKind::Rejected);
+        if alerts.len() > 1 && results.iter().all(rejected) {
+            return self.bisect(alerts).await;
+        }
+        results
+    }
+}
+
+impl SnsAlerts {
+    fn bisect<'a>(
+        &'a self,
+        alerts: &'a [Alert<'a>],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Published> + Send + 'a>> {
+        Box::pin(async move {
+            let (left, right) = alerts.split_at(alerts.len() / 2);
+            let mut results = self.publish(left).await;
+            results.extend(self.publish(right).await);
+            results
+        })
+    }
+
+    async fn publish_once(&self, alerts: &[Alert<'_>]) -> Vec<Result<String, TransientError>> {
         let entries: Result<Vec<_>, _> = alerts
             .iter()
             .enumerate()
@@ -136,10 +165,9 @@ impl AlertPublisher for SnsAlerts {
             if let Ok(i) = failed.id.parse::<usize>()
                 && let Some(slot) = results.get_mut(i)
             {
-                let kind = if failed.sender_fault {
-                    FailureKind::Service
-                } else {
-                    FailureKind::Unprocessed
+                let kind = match super::failure_kind(&failed.code, failed.message.as_deref()) {
+                    FailureKind::Service if !failed.sender_fault => FailureKind::Unprocessed,
+                    kind => kind,
                 };
                 *slot = Err(TransientError::new(
                     OPERATION,

@@ -8,7 +8,8 @@ mod thresholds;
 
 pub use flow::FlowType;
 pub use reading::{
-    Field, MAX_REACTOR_ID_CHARS, Reading, RejectReason, Rejection, UTC_TIMESTAMP_LEN,
+    Field, MAX_REACTOR_ID_CHARS, MAX_UTC_YEAR, MIN_UTC_YEAR, Reading, RejectReason, Rejection,
+    UTC_TIMESTAMP_LEN,
 };
 pub use sequence::{NotASequenceNumber, SequenceNumber};
 pub use thresholds::{Severity, Thresholds, ThresholdsError};

@@ -1,7 +1,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use chrono::{DateTime, FixedOffset, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Utc};
 
 use super::rfc3339::{self, Fraction};
 use serde::Deserialize;
@@ -12,6 +12,13 @@ pub const UTC_TIMESTAMP_LEN: usize = 30;
 
 /// Longest reactor id accepted, in characters.
 pub const MAX_REACTOR_ID_CHARS: usize = 128;
+
+/// The years a reading's UTC instant may fall in: the sort key `reading_id` starts with the
+/// instant as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ`, fixed width and sortable as text only for
+/// four-digit years. RFC 3339 dates are four-digit years too, but an offset can move the
+/// instant out (`9999-12-31T23:30:00-01:00` is in year 10000 UTC): `date_out_of_range`.
+pub const MIN_UTC_YEAR: i32 = 0;
+pub const MAX_UTC_YEAR: i32 = 9999;
 
 /// Absolute zero in °C: no thermometer can read below it.
 const ABSOLUTE_ZERO_C: f64 = -273.15;
@@ -78,6 +85,9 @@ impl Reading {
         let date_text = string(wire.date, Field::Date)?;
         let date = DateTime::parse_from_rfc3339(&date_text)
             .map_err(|_| Rejection::new(RejectReason::DateInvalid))?;
+        if !(MIN_UTC_YEAR..=MAX_UTC_YEAR).contains(&date.with_timezone(&Utc).year()) {
+            return Err(Rejection::new(RejectReason::DateOutOfRange));
+        }
 
         let traceparent = wire
             .traceparent
@@ -182,10 +192,18 @@ pub enum RejectReason {
     ReactorTooLong,
     ReactorControlCharacters,
     DateInvalid,
+    /// A valid RFC 3339 date whose UTC instant is outside years 0000–9999.
+    DateOutOfRange,
     /// A Kinesis record with the KPL aggregation magic whose digest does not match, whose
     /// protobuf does not decode, or whose user records point outside its key tables: it is
     /// dead-lettered whole, since its user records cannot be told apart.
     CorruptAggregate,
+    /// A valid reading DynamoDB refused for good (a `ValidationException` of its item that
+    /// the sink rules did not foresee): dead-lettered rather than retried for ever.
+    StoreRejected,
+    /// A valid reading whose alert SNS refused for good: stored, and dead-lettered so that
+    /// people see the alert that could not go out.
+    AlertRejected,
 }
 
 impl RejectReason {
@@ -208,7 +226,10 @@ impl RejectReason {
             Self::ReactorTooLong => "reactor_too_long",
             Self::ReactorControlCharacters => "reactor_control_characters",
             Self::DateInvalid => "date_not_rfc3339",
+            Self::DateOutOfRange => "date_out_of_range",
             Self::CorruptAggregate => "corrupt_kpl_aggregate",
+            Self::StoreRejected => "store_rejected",
+            Self::AlertRejected => "alert_rejected",
         }
     }
 }
@@ -345,6 +366,33 @@ mod tests {
         assert_eq!(reason(spoof.as_bytes()), "reactor_control_characters");
         let isolate = "{\"temp\":1,\"reactor\":\"r\u{2067}x\",\"date\":\"2020-03-07T16:29:50Z\"}";
         assert_eq!(reason(isolate.as_bytes()), "reactor_control_characters");
+    }
+
+    #[test]
+    fn a_date_whose_utc_instant_leaves_years_0000_to_9999_is_rejected() {
+        let at = |date: &str| format!(r#"{{"temp":1,"reactor":"r","date":"{date}"}}"#);
+        for inside in [
+            "9999-12-31T23:59:59.999999999Z",
+            "9999-12-31T22:59:59+00:00",
+            "9999-12-31T23:30:00+01:00",
+            "0000-01-01T00:00:00Z",
+            "0000-01-01T00:30:00-01:00",
+        ] {
+            let r = Reading::parse(at(inside).as_bytes()).unwrap();
+            assert_eq!(r.utc_timestamp().len(), UTC_TIMESTAMP_LEN, "{inside}");
+        }
+        for outside in [
+            "9999-12-31T23:30:00-01:00",
+            "9999-12-31T23:59:59-00:01",
+            "0000-01-01T00:30:00+01:00",
+            "0000-01-01T00:00:00+00:01",
+        ] {
+            assert_eq!(
+                reason(at(outside).as_bytes()),
+                "date_out_of_range",
+                "{outside}"
+            );
+        }
     }
 
     #[test]

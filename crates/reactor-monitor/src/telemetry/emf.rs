@@ -9,11 +9,13 @@ use super::names::metrics as m;
 use crate::domain::{FlowType, Severity};
 use crate::pipeline::{BatchReport, CallTiming, Outcome, RecordReport};
 use crate::ports::FailureKind;
+use crate::sinks::cloudwatch;
 
 /// EMF accepts at most 100 values in one metric's array.
 pub const MAX_VALUES_PER_METRIC: usize = 100;
 
-/// One EMF document: a dimension set with its values, and metrics with units.
+/// One EMF document: a dimension set with its values, and metrics with units. Dimension
+/// values and metric values come through `sinks::cloudwatch`, so CloudWatch drops none.
 fn document(
     timestamp_ms: i64,
     dimensions: &[(&str, &str)],
@@ -62,9 +64,9 @@ pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) ->
     for record in &report.records {
         let entry = per_flow.entry(record.flow).or_default();
         entry.0 += 1;
-        entry
-            .2
-            .push((record_duration_ms(record) * 1e3).round() / 1e3);
+        entry.2.push(cloudwatch::metric_value(
+            (record_duration_ms(record) * 1e3).round() / 1e3,
+        ));
         if let Some(reading) = &record.reading {
             readings += 1;
             let max = hottest.entry(reading.reactor.as_str()).or_insert(f64::MIN);
@@ -120,8 +122,12 @@ pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) ->
     for (reactor, max) in hottest {
         lines.push(document(
             timestamp_ms,
-            &[(m::DIM_REACTOR, reactor)],
-            &[(m::MAX_TEMPERATURE, "None", json!(max))],
+            &[(m::DIM_REACTOR, &cloudwatch::dimension_value(reactor))],
+            &[(
+                m::MAX_TEMPERATURE,
+                "None",
+                json!(cloudwatch::metric_value(max)),
+            )],
         ));
     }
     lines
