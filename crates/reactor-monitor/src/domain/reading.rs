@@ -186,6 +186,9 @@ pub enum RejectReason {
     /// protobuf does not decode, or whose user records point outside its key tables: it is
     /// dead-lettered whole, since its user records cannot be told apart.
     CorruptAggregate,
+    /// A record of the Kinesis event whose envelope cannot be read (no `data`, `data` not
+    /// base64, not an object): its JSON text is dead-lettered (`kinesis.rs`).
+    EnvelopeUnreadable,
 }
 
 impl RejectReason {
@@ -209,6 +212,7 @@ impl RejectReason {
             Self::ReactorControlCharacters => "reactor_control_characters",
             Self::DateInvalid => "date_not_rfc3339",
             Self::CorruptAggregate => "corrupt_kpl_aggregate",
+            Self::EnvelopeUnreadable => "kinesis_envelope_unreadable",
         }
     }
 }
