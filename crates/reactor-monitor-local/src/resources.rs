@@ -10,6 +10,10 @@ use reactor_monitor::adapters::dynamodb::attr;
 use reactor_monitor::aws::s3_client;
 use reactor_monitor::config::{Config, defaults};
 
+/// The one region where S3's CreateBucket takes no location constraint (S3 API reference,
+/// CreateBucket).
+const S3_REGION_WITHOUT_LOCATION_CONSTRAINT: &str = "us-east-1";
+
 /// Names of the local resources; the defaults are the template's.
 #[derive(Debug, Clone)]
 pub struct ResourceNames {
@@ -116,7 +120,7 @@ pub async fn create(
             .with_context(|| format!("creating table {}", names.table))?;
     }
 
-    // CreateTopic, CreateQueue and CreateBucket (in us-east-1) are idempotent.
+    // CreateTopic and CreateQueue are idempotent.
     let alert_topic_arn = sns
         .create_topic()
         .name(&names.alert_topic)
@@ -131,8 +135,23 @@ pub async fn create(
         .iter()
         .any(|b| b.name() == Some(names.dead_letter_bucket.as_str()))
     {
+        // Outside us-east-1, S3 requires the region as the bucket's location constraint
+        // (S3 API reference, CreateBucket: CreateBucketConfiguration.LocationConstraint).
+        let constraint = s3
+            .config()
+            .region()
+            .map(|r| r.as_ref().to_string())
+            .filter(|r| r != S3_REGION_WITHOUT_LOCATION_CONSTRAINT)
+            .map(|r| {
+                aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                    .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                        r.as_str(),
+                    ))
+                    .build()
+            });
         s3.create_bucket()
             .bucket(&names.dead_letter_bucket)
+            .set_create_bucket_configuration(constraint)
             .send()
             .await
             .context("creating the dead-letter bucket")?;

@@ -8,6 +8,7 @@ mod faults;
 mod kpl_aggregation;
 mod local_stack;
 mod malformed_corpus;
+mod region;
 mod report;
 mod soak;
 mod telemetry;
