@@ -6,6 +6,7 @@ mod cli;
 mod event_source_mapping;
 mod faults;
 mod kpl_aggregation;
+mod kpl_reference;
 mod local_stack;
 mod malformed_corpus;
 mod region;
