@@ -5,6 +5,7 @@ mod bootstrap_runtime_api;
 mod cli;
 mod event_source_mapping;
 mod faults;
+mod input_limits;
 mod kpl_aggregation;
 mod kpl_reference;
 mod local_stack;
