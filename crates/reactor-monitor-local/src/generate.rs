@@ -22,6 +22,39 @@ pub const MAX_PUT_RECORDS: usize = 500;
 pub const MAX_PUT_RECORDS_BYTES: usize = 5 * 1024 * 1024;
 const PUT_ATTEMPTS: u32 = 8;
 
+/// Kinesis API limits, from botocore's Kinesis service model (`botocore/data/kinesis/
+/// 2013-12-02/service-2.json`, botocore 1.44.8 in `.venv`; a unit test reads it): shape
+/// `PartitionKey` is a string of 1 to 256 characters.
+pub const PARTITION_KEY_CHARS: std::ops::RangeInclusive<usize> = 1..=256;
+/// Shape `Data`: a blob of 0 bytes up to 10,485,760 (the largest record any stream takes).
+pub const MAX_DATA_BYTES_ANY_STREAM: usize = 10 * 1024 * 1024;
+/// Shape `MaxRecordSizeInKiB`: 1,024 to 10,240 KiB, set by UpdateMaxRecordSize; a stream
+/// starts at the minimum, 1 MiB, counted over data and partition key together. The streams
+/// the local tools create keep it.
+pub const DEFAULT_MAX_RECORD_KIB: usize = 1024;
+
+/// Why Kinesis would refuse a record (data and partition key) on a stream whose records are
+/// at most `max_record_bytes`; `None` when it takes it.
+pub fn record_problem(data: &[u8], partition_key: &str, max_record_bytes: usize) -> Option<String> {
+    let key_chars = partition_key.chars().count();
+    if !PARTITION_KEY_CHARS.contains(&key_chars) {
+        return Some(format!(
+            "a partition key of {key_chars} characters: Kinesis takes {} to {}",
+            PARTITION_KEY_CHARS.start(),
+            PARTITION_KEY_CHARS.end()
+        ));
+    }
+    let size = data.len() + partition_key.len();
+    let max = max_record_bytes.min(MAX_DATA_BYTES_ANY_STREAM);
+    (size > max).then(|| {
+        format!(
+            "{} bytes of data and {} of partition key: the stream takes at most {max} together",
+            data.len(),
+            partition_key.len()
+        )
+    })
+}
+
 /// What share of generated readings is hot or corrupted.
 #[derive(Debug, Clone)]
 pub struct Mix {
@@ -162,39 +195,57 @@ struct InputLine {
     partition_key: Option<String>,
 }
 
-/// Reads JSON Lines of `{"data": "<base64 payload>", "partitionKey": "<optional>"}`.
+/// Reads JSON Lines of `{"data": "<base64 payload>", "partitionKey": "<optional>"}` (a line
+/// without a key gets `line-<n>`). Every record Kinesis takes is taken, 0 bytes of data
+/// included. A file with any line Kinesis would refuse is refused whole, before anything is
+/// produced, with every such line named by its number.
 pub fn read_input(path: &Path) -> anyhow::Result<Vec<OutgoingRecord>> {
+    let max_record_bytes = DEFAULT_MAX_RECORD_KIB * 1024;
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut records = Vec::new();
+    let mut problems = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
         let line = line.with_context(|| format!("reading {}", path.display()))?;
         if line.trim().is_empty() {
             continue;
         }
-        let at = || format!("{}:{}", path.display(), n + 1);
-        let parsed: InputLine = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}: expected {{\"data\": \"<base64>\", \"partitionKey\": \"<optional>\"}}",
-                at()
-            )
-        })?;
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(parsed.data.trim())
-            .with_context(|| format!("{}: \"data\" is not base64", at()))?;
-        if data.is_empty() || data.len() > 1024 * 1024 {
-            bail!(
-                "{}: a Kinesis record holds 1 byte to 1 MiB, this one {} bytes",
-                at(),
-                data.len()
-            );
+        let at = format!("{}:{}", path.display(), n + 1);
+        let parsed: InputLine = match serde_json::from_str(&line) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                problems.push(format!(
+                    "{at}: expected {{\"data\": \"<base64>\", \"partitionKey\": \"<optional>\"}} ({e})"
+                ));
+                continue;
+            }
+        };
+        let data = match base64::engine::general_purpose::STANDARD.decode(parsed.data.trim()) {
+            Ok(data) => data,
+            Err(e) => {
+                problems.push(format!("{at}: \"data\" is not base64 ({e})"));
+                continue;
+            }
+        };
+        let partition_key = parsed
+            .partition_key
+            .unwrap_or_else(|| format!("line-{}", n + 1));
+        if let Some(problem) = record_problem(&data, &partition_key, max_record_bytes) {
+            problems.push(format!("{at}: {problem}"));
+            continue;
         }
         records.push(OutgoingRecord {
-            partition_key: parsed
-                .partition_key
-                .unwrap_or_else(|| format!("line-{}", n + 1)),
+            partition_key,
             data,
             intent: None,
         });
+    }
+    if !problems.is_empty() {
+        bail!(
+            "{} line(s) of {} are not records Kinesis takes; nothing was produced (fix or remove them):\n{}",
+            problems.len(),
+            path.display(),
+            problems.join("\n")
+        );
     }
     Ok(records)
 }
@@ -216,6 +267,21 @@ pub async fn put_records(
     progress: &ProgressBar,
     calls: &std::sync::atomic::AtomicUsize,
 ) -> anyhow::Result<Vec<Placement>> {
+    let refused: Vec<String> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            record_problem(&r.data, &r.partition_key, DEFAULT_MAX_RECORD_KIB * 1024)
+                .map(|p| format!("record {}: {p}", i + 1))
+        })
+        .collect();
+    if !refused.is_empty() {
+        bail!(
+            "{} record(s) are not records Kinesis takes; nothing was produced:\n{}",
+            refused.len(),
+            refused.join("\n")
+        );
+    }
     let mut placements: Vec<Option<Placement>> = vec![None; records.len()];
     let started = tokio::time::Instant::now();
     let mut start = 0;
@@ -234,6 +300,7 @@ pub async fn put_records(
             end += 1;
         }
         let mut pending: Vec<usize> = (start..end).collect();
+        let mut last_errors: Vec<String> = Vec::new();
         for attempt in 0..PUT_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << attempt.min(5))).await;
@@ -255,7 +322,10 @@ pub async fn put_records(
                 .send()
                 .await
                 .with_context(|| format!("putting records into {stream}"))?;
+            // PutRecords answers per entry: an ErrorCode (throttling, internal failure) for
+            // the ones it did not take; those are put again.
             let mut refused = Vec::new();
+            last_errors.clear();
             for (&i, result) in pending.iter().zip(out.records()) {
                 match (result.shard_id(), result.sequence_number()) {
                     (Some(shard), Some(seq)) => {
@@ -264,7 +334,15 @@ pub async fn put_records(
                             sequence_number: seq.to_string(),
                         })
                     }
-                    _ => refused.push(i),
+                    _ => {
+                        refused.push(i);
+                        last_errors.push(format!(
+                            "record {}: {} {}",
+                            i + 1,
+                            result.error_code().unwrap_or("(no error code)"),
+                            result.error_message().unwrap_or("")
+                        ));
+                    }
                 }
             }
             progress.inc((pending.len() - refused.len()) as u64);
@@ -274,9 +352,14 @@ pub async fn put_records(
             }
         }
         if !pending.is_empty() {
+            let placed = placements.iter().filter(|p| p.is_some()).count();
             bail!(
-                "{} records were still refused by {stream} after {PUT_ATTEMPTS} attempts",
-                pending.len()
+                "{} of {} records were still refused by {stream} after {PUT_ATTEMPTS} attempts \
+                 ({placed} were put, {} not attempted); last answers:\n{}",
+                pending.len(),
+                records.len(),
+                records.len() - end,
+                last_errors.join("\n")
             );
         }
         if let Some(rate) = rate {
@@ -295,6 +378,101 @@ pub async fn put_records(
 mod tests {
     use super::*;
     use reactor_monitor::domain::{Reading, Thresholds};
+
+    fn input(lines: &[String]) -> anyhow::Result<Vec<OutgoingRecord>> {
+        let dir =
+            std::env::temp_dir().join(format!("reactor-monitor-input-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{}.jsonl", lines.len()));
+        std::fs::write(&path, lines.join("\n")).unwrap();
+        let result = read_input(&path);
+        std::fs::remove_file(&path).unwrap();
+        result
+    }
+
+    fn line(data_len: usize, key: Option<&str>) -> String {
+        let data = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; data_len]);
+        match key {
+            Some(key) => serde_json::json!({"data": data, "partitionKey": key}).to_string(),
+            None => serde_json::json!({"data": data}).to_string(),
+        }
+    }
+
+    #[test]
+    fn every_record_kinesis_takes_is_read_from_a_file() {
+        let max = DEFAULT_MAX_RECORD_KIB * 1024;
+        let key256 = "k".repeat(256);
+        let records = input(&[
+            line(0, Some("k")),
+            line(max - 1, Some("k")),
+            line(max - 256, Some(&key256)),
+            line(3, Some("é")),
+            line(3, None),
+        ])
+        .unwrap();
+        let sizes: Vec<usize> = records.iter().map(|r| r.data.len()).collect();
+        assert_eq!(sizes, [0, max - 1, max - 256, 3, 3]);
+        assert_eq!(records[4].partition_key, "line-5");
+    }
+
+    #[test]
+    fn a_file_with_lines_kinesis_refuses_is_refused_whole_naming_each_line() {
+        let max = DEFAULT_MAX_RECORD_KIB * 1024;
+        let error = input(&[
+            line(1, Some("fine")),
+            line(max, Some("k")),
+            line(1, Some("")),
+            line(1, Some(&"é".repeat(257))),
+            "not json".to_string(),
+            r#"{"data": "***"}"#.to_string(),
+            line(max - 2, Some("ok")),
+        ])
+        .unwrap_err()
+        .to_string();
+        for wanted in [
+            "5 line(s)",
+            "nothing was produced",
+            ".jsonl:2: 1048576 bytes of data and 1 of partition key",
+            ".jsonl:3: a partition key of 0 characters",
+            ".jsonl:4: a partition key of 257 characters",
+            ".jsonl:5: expected",
+            ".jsonl:6: \"data\" is not base64",
+        ] {
+            assert!(error.contains(wanted), "{wanted:?} in {error}");
+        }
+        assert!(!error.contains(".jsonl:1:") && !error.contains(".jsonl:7:"));
+    }
+
+    /// The limits are botocore's Kinesis service model's.
+    #[test]
+    fn the_limits_are_those_of_botocores_kinesis_service_model() {
+        let script = r#"
+import json
+from botocore.loaders import Loader
+shapes = Loader().load_service_model("kinesis", "service-2")["shapes"]
+print(json.dumps({k: [shapes[k].get("min"), shapes[k].get("max")] for k in ["PartitionKey", "Data", "MaxRecordSizeInKiB"]}))
+"#;
+        let output = std::process::Command::new(crate::project_root().join(".venv/bin/python"))
+            .args(["-c", script])
+            .output()
+            .expect("botocore is in .venv (scripts/setup-local)");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let model: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            model["PartitionKey"],
+            serde_json::json!([PARTITION_KEY_CHARS.start(), PARTITION_KEY_CHARS.end()])
+        );
+        assert_eq!(
+            model["Data"],
+            serde_json::json!([0, MAX_DATA_BYTES_ANY_STREAM])
+        );
+        assert_eq!(model["MaxRecordSizeInKiB"][0], DEFAULT_MAX_RECORD_KIB);
+        assert_eq!(DEFAULT_MAX_RECORD_KIB * 1024, kpl::MAX_RECORD_BYTES);
+    }
 
     #[test]
     fn generated_records_are_what_they_were_meant_to_be() {

@@ -14,6 +14,9 @@ use reactor_monitor::config::{Config, defaults};
 pub const ON_FAILURE_BUCKET: &str = "reactor-monitor-exhausted-batches";
 /// How long a new stream may take to become ACTIVE.
 const STREAM_ACTIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The one region where S3's CreateBucket takes no location constraint (S3 API reference,
+/// CreateBucket).
+const S3_REGION_WITHOUT_LOCATION_CONSTRAINT: &str = "us-east-1";
 
 /// Names of the local resources; the defaults are the template's.
 #[derive(Debug, Clone)]
@@ -118,7 +121,7 @@ pub async fn create(
             .with_context(|| format!("creating table {}", names.table))?;
     }
 
-    // CreateTopic, CreateQueue and CreateBucket (in us-east-1) are idempotent.
+    // CreateTopic and CreateQueue are idempotent.
     let alert_topic_arn = sns
         .create_topic()
         .name(&names.alert_topic)
@@ -128,6 +131,20 @@ pub async fn create(
         .topic_arn
         .context("no topic ARN")?;
     let buckets = s3.list_buckets().send().await.context("listing buckets")?;
+    // Outside us-east-1, S3 requires the region as the bucket's location constraint
+    // (S3 API reference, CreateBucket: CreateBucketConfiguration.LocationConstraint).
+    let constraint = s3
+        .config()
+        .region()
+        .map(|r| r.as_ref().to_string())
+        .filter(|r| r != S3_REGION_WITHOUT_LOCATION_CONSTRAINT)
+        .map(|r| {
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    r.as_str(),
+                ))
+                .build()
+        });
     for bucket in [&names.dead_letter_bucket, &names.on_failure_bucket] {
         if !buckets
             .buckets()
@@ -136,6 +153,7 @@ pub async fn create(
         {
             s3.create_bucket()
                 .bucket(bucket)
+                .set_create_bucket_configuration(constraint.clone())
                 .send()
                 .await
                 .with_context(|| format!("creating bucket {bucket}"))?;

@@ -57,19 +57,28 @@ pub fn pipeline(sdk: &aws_config::SdkConfig, config: &Config) -> AwsPipeline {
 /// Region used against the local emulator when none is configured.
 pub const LOCAL_REGION: &str = "us-east-1";
 
-/// SDK configuration for the local emulator: its endpoint, the configured region (or
-/// us-east-1), and dummy credentials, so that no real credential is ever sent to it.
+/// The region of the local tools: the SDK's region provider chain without instance metadata
+/// (not on this machine) — `AWS_REGION`, `AWS_DEFAULT_REGION`, then the profile
+/// (`AWS_PROFILE`, `~/.aws/config`) — and [`LOCAL_REGION`] only when none is set.
+pub async fn local_region() -> aws_config::Region {
+    use aws_config::environment::region::EnvironmentVariableRegionProvider;
+    use aws_config::meta::region::RegionProviderChain;
+    use aws_config::profile::region::ProfileFileRegionProvider;
+    RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+        .or_else(ProfileFileRegionProvider::new())
+        .or_else(aws_config::Region::new(LOCAL_REGION))
+        .region()
+        .await
+        .unwrap_or_else(|| aws_config::Region::new(LOCAL_REGION))
+}
+
+/// SDK configuration for the local emulator: its endpoint, the region of [`local_region`],
+/// and dummy credentials, so that no real credential is ever sent to it.
 pub async fn local_sdk_config(endpoint: &str) -> aws_config::SdkConfig {
-    // Only the environment is asked for a region: the default chain would also ask the
-    // instance metadata service, which is not on this machine.
-    let region = ["AWS_REGION", "AWS_DEFAULT_REGION"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-        .unwrap_or_else(|| LOCAL_REGION.to_string());
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .http_client(https_client())
         .endpoint_url(endpoint)
-        .region(aws_config::Region::new(region))
+        .region(local_region().await)
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "local-emulator",
             "local-emulator",

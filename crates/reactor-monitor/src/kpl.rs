@@ -71,6 +71,18 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     data
 }
 
+/// The consumer's view of an [`AggregatedRecord`]: the partition key table as bytes, and the
+/// explicit hash key table (field 2) skipped. The reference deaggregator (aws_kinesis_agg)
+/// yields the user records of an aggregate whose key tables are not UTF-8; a key only labels
+/// a reading here, so it is read lossily rather than refusing the readings.
+#[derive(Clone, PartialEq, Message)]
+struct WireAggregate {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    partition_key_table: Vec<Vec<u8>>,
+    #[prost(message, repeated, tag = "3")]
+    records: Vec<Record>,
+}
+
 /// One user record of an aggregated record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -90,12 +102,6 @@ pub enum Corruption {
     Undecodable(#[source] prost::DecodeError),
     #[error("user record {record} points at partition key {index} of a table of {table}")]
     PartitionKeyOutOfRange {
-        record: usize,
-        index: u64,
-        table: usize,
-    },
-    #[error("user record {record} points at explicit hash key {index} of a table of {table}")]
-    ExplicitHashKeyOutOfRange {
         record: usize,
         index: u64,
         table: usize,
@@ -124,11 +130,13 @@ fn unpack(data: &[u8]) -> Result<Vec<UserRecord>, Corruption> {
     if Md5::digest(body).as_slice() != digest {
         return Err(Corruption::DigestMismatch);
     }
-    let AggregatedRecord {
+    // The explicit hash key only chose the shard, for the producer: a consumer has no use
+    // for it, so its index is not checked (the reference deaggregator, aws_kinesis_agg,
+    // yields the user records of an aggregate whose explicit hash key table is empty).
+    let WireAggregate {
         partition_key_table: keys,
-        explicit_hash_key_table: hash_keys,
         records,
-    } = AggregatedRecord::decode(body).map_err(Corruption::Undecodable)?;
+    } = WireAggregate::decode(body).map_err(Corruption::Undecodable)?;
     if records.is_empty() {
         return Err(Corruption::Empty);
     }
@@ -145,20 +153,8 @@ fn unpack(data: &[u8]) -> Result<Vec<UserRecord>, Corruption> {
                     index,
                     table: keys.len(),
                 })?;
-            if let Some(index) = r.explicit_hash_key_index
-                && usize::try_from(index)
-                    .ok()
-                    .and_then(|i| hash_keys.get(i))
-                    .is_none()
-            {
-                return Err(Corruption::ExplicitHashKeyOutOfRange {
-                    record,
-                    index,
-                    table: hash_keys.len(),
-                });
-            }
             Ok(UserRecord {
-                partition_key: partition_key.clone(),
+                partition_key: String::from_utf8_lossy(partition_key).into_owned(),
                 data: r.data,
             })
         })
@@ -282,16 +278,24 @@ mod tests {
                 table: 1
             }
         );
-        // … and an explicit hash key index 0 with an empty explicit hash key table.
-        let body = b"\x0a\x01k\x1a\x07\x08\x00\x10\x00\x1a\x01x";
-        assert_eq!(
-            corruption(&framed(body)),
-            Corruption::ExplicitHashKeyOutOfRange {
-                record: 0,
-                index: 0,
-                table: 0
-            }
-        );
+    }
+
+    #[test]
+    fn explicit_hash_key_indexes_are_not_checked() {
+        // Index 0 with an empty explicit hash key table, and index 5 with a table of one.
+        for body in [
+            &b"\x0a\x01k\x1a\x07\x08\x00\x10\x00\x1a\x01x"[..],
+            &b"\x0a\x01k\x12\x0242\x1a\x07\x08\x00\x10\x05\x1a\x01x"[..],
+        ] {
+            let users = deaggregate(&framed(body)).unwrap().unwrap();
+            assert_eq!(
+                users,
+                [UserRecord {
+                    partition_key: "k".into(),
+                    data: b"x".to_vec()
+                }]
+            );
+        }
     }
 
     #[test]

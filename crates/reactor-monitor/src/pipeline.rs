@@ -29,6 +29,14 @@ pub struct InboundRecord {
     pub data: Vec<u8>,
 }
 
+/// A record as the event decoder hands it over: readable, or already rejected (its envelope
+/// could not be read) and to be dead-lettered with the reason.
+#[derive(Debug, Clone)]
+pub enum Inbound {
+    Record(InboundRecord),
+    Rejected(InboundRecord, RejectReason),
+}
+
 /// How one AWS call that carried a record went, for its span and for request counts.
 #[derive(Debug, Clone)]
 pub struct CallTiming {
@@ -249,9 +257,27 @@ where
         records: Vec<InboundRecord>,
         deadline: Option<Instant>,
     ) -> BatchReport {
+        self.process_inbound(records.into_iter().map(Inbound::Record).collect(), deadline)
+            .await
+    }
+
+    /// Processes a batch whose unreadable records are already known (`kinesis::KinesisBatch`).
+    pub async fn process_inbound(
+        &self,
+        records: Vec<Inbound>,
+        deadline: Option<Instant>,
+    ) -> BatchReport {
         let mut slots: Vec<Slot> = Vec::with_capacity(records.len());
-        for record in records {
-            self.decode_into(record, &mut slots);
+        for inbound in records {
+            match inbound {
+                Inbound::Record(record) => self.decode_into(record, &mut slots),
+                Inbound::Rejected(record, reason) => slots.push(Slot {
+                    record,
+                    parsed: Err(reason),
+                    severity: None,
+                    decoded_in: Duration::ZERO,
+                }),
+            }
         }
         let gate = Gate {
             permits: Semaphore::new(self.limits.max_in_flight.max(1)),

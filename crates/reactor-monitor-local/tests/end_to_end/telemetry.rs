@@ -151,7 +151,7 @@ async fn a_payload_traceparent_becomes_a_link_to_the_producer() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn records_past_the_trace_budget_get_their_own_traces_linked_to_the_invocation() {
+async fn records_past_the_trace_budget_are_grouped_into_overflow_traces_linked_to_the_invocation() {
     let payloads: Vec<Vec<u8>> = (0..10).map(|i| payload("r", i as f64)).collect();
 
     let spans = traced(
@@ -171,13 +171,28 @@ async fn records_past_the_trace_budget_get_their_own_traces_linked_to_the_invoca
         .filter(|r| r.trace_id == invocation.trace_id)
         .count();
     assert_eq!(inside, 4);
-    for outside in records.iter().filter(|r| r.trace_id != invocation.trace_id) {
-        assert!(outside.parent_span_id.is_empty());
+    // 10 records at 4 a trace: the invocation's and two overflow traces, of 4 and 2.
+    let roots: Vec<&ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.name == reactor_monitor::telemetry::traces::OVERFLOW_SPAN)
+        .collect();
+    assert_eq!(roots.len(), 2);
+    let mut sizes = Vec::new();
+    for root in &roots {
+        assert!(root.parent_span_id.is_empty());
         assert_eq!(
-            outside.links,
+            root.links,
             [(invocation.trace_id.clone(), invocation.span_id.clone())]
         );
+        let under: Vec<_> = records
+            .iter()
+            .filter(|r| r.trace_id == root.trace_id)
+            .collect();
+        assert!(under.iter().all(|r| r.parent_span_id == root.span_id));
+        sizes.push(under.len());
     }
+    sizes.sort();
+    assert_eq!(sizes, [2, 4]);
 }
 
 #[tokio::test(flavor = "multi_thread")]

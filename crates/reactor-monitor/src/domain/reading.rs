@@ -204,6 +204,9 @@ pub enum RejectReason {
     /// A valid reading whose alert SNS refused for good: stored, and dead-lettered so that
     /// people see the alert that could not go out.
     AlertRejected,
+    /// A record of the Kinesis event whose envelope cannot be read (no `data`, `data` not
+    /// base64, not an object): its JSON text is dead-lettered (`kinesis.rs`).
+    EnvelopeUnreadable,
 }
 
 impl RejectReason {
@@ -230,6 +233,7 @@ impl RejectReason {
             Self::CorruptAggregate => "corrupt_kpl_aggregate",
             Self::StoreRejected => "store_rejected",
             Self::AlertRejected => "alert_rejected",
+            Self::EnvelopeUnreadable => "kinesis_envelope_unreadable",
         }
     }
 }

@@ -6,8 +6,11 @@
 //! ~500 KB, 64 KB per segment, billing per trace): every `store+alert`, `parse-error` and
 //! failed record is traced; `store-only` records follow `STORE_ONLY_TRACE_RATIO`, decided
 //! by the sequence number so that a replay samples the same records; the first
-//! `MAX_RECORD_SPANS_PER_TRACE` traced records hang under the invocation, the others start
-//! traces of their own, linked to the invocation. Counts stay exact in the EMF metrics.
+//! `MAX_RECORD_SPANS_PER_TRACE` traced records hang under the invocation; the others are
+//! grouped, at most `MAX_RECORD_SPANS_PER_TRACE` a group, under overflow roots
+//! ([`OVERFLOW_SPAN`]), one trace per group, each linked to the invocation: n traced records
+//! cost ⌈n / MAX_RECORD_SPANS_PER_TRACE⌉ traces (the first is the invocation's). Counts stay
+//! exact in the EMF metrics.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -37,6 +40,15 @@ pub mod env {
 /// Record subtrees per invocation trace. A subtree is 2–5 spans of a few hundred bytes;
 /// 150 keeps an invocation trace well under X-Ray's ~500 KB trace document.
 pub const DEFAULT_MAX_RECORD_SPANS_PER_TRACE: usize = 150;
+
+/// The root of an overflow trace: the traced records of an invocation past the first
+/// `MAX_RECORD_SPANS_PER_TRACE` are grouped, at most that many per group, under one of these,
+/// linked to the invocation; X-Ray bills per trace, so a group costs one trace.
+pub const OVERFLOW_SPAN: &str = "process readings (overflow)";
+/// Attribute of an overflow root: its group's position (1 for the first overflow trace).
+pub const OVERFLOW_GROUP: &str = "reactor_monitor.overflow.group";
+/// Attribute of an overflow root: how many record subtrees hang under it.
+pub const OVERFLOW_RECORDS: &str = "reactor_monitor.overflow.records";
 
 /// Spans queued for export. The queue is allocated up front (a few hundred bytes a slot), so
 /// it is kept small and a large batch is emitted in slices with a flush between them.
@@ -267,28 +279,65 @@ pub fn emit_batch_flushing(
     let clock = Clock::now();
     let targets = Targets::new(targets);
     let invocation_link = invocation.span().span_context().clone();
-    let mut traced = 0;
-    for record in &report.records {
-        if !plan.traces(record) {
-            continue;
-        }
-        let own_trace = traced >= plan.max_records_per_trace;
-        let parent = if own_trace {
-            Context::new()
-        } else {
-            invocation.clone()
+    let traced: Vec<&RecordReport> = report.records.iter().filter(|r| plan.traces(r)).collect();
+    let per_trace = plan.max_records_per_trace.max(1);
+    let mut emitted = 0;
+    for (group, records) in traced.chunks(per_trace).enumerate() {
+        // The first group hangs under the invocation; each later one under an overflow root
+        // of its own, which spans its records and links to the invocation.
+        let mut overflow = (group > 0).then(|| {
+            let start = records
+                .iter()
+                .map(|r| record_window(r, &clock).0)
+                .min()
+                .unwrap_or(clock.system);
+            let links = if invocation_link.is_valid() {
+                vec![Link::with_context(invocation_link.clone())]
+            } else {
+                Vec::new()
+            };
+            tracer
+                .span_builder(OVERFLOW_SPAN)
+                .with_kind(SpanKind::Internal)
+                .with_start_time(start)
+                .with_attributes([
+                    KeyValue::new(OVERFLOW_GROUP, group as i64),
+                    KeyValue::new(OVERFLOW_RECORDS, records.len() as i64),
+                ])
+                .with_links(links)
+                .start_with_context(tracer, &Context::new())
+        });
+        let parent = match &overflow {
+            Some(root) => Context::new().with_remote_span_context(root.span_context().clone()),
+            None => invocation.clone(),
         };
-        let mut links = Vec::new();
-        if own_trace && invocation_link.is_valid() {
-            links.push(Link::with_context(invocation_link.clone()));
+        let mut end = None;
+        for record in records {
+            emit_record(tracer, &parent, Vec::new(), record, &targets, &clock);
+            end = end.max(Some(record_window(record, &clock).1));
+            emitted += 1;
+            if emitted % FLUSH_EVERY_TRACED_RECORDS == 0 {
+                flush();
+            }
         }
-        emit_record(tracer, &parent, links, record, &targets, &clock);
-        traced += 1;
-        if traced % FLUSH_EVERY_TRACED_RECORDS == 0 {
-            flush();
+        if let Some(root) = overflow.as_mut() {
+            root.end_with_timestamp(end.unwrap_or(clock.system));
         }
     }
-    traced
+    emitted
+}
+
+/// When a record's span starts and ends: from its decoding to the end of its last call.
+fn record_window(record: &RecordReport, clock: &Clock) -> (SystemTime, SystemTime) {
+    let calls_start = record.calls.iter().map(|c| c.started).min();
+    let calls_end = record.calls.iter().map(|c| c.finished).max();
+    let start = calls_start
+        .map(|t| clock.at(t) - record.decoded_in)
+        .unwrap_or_else(|| clock.system - record.decoded_in);
+    let end = calls_end
+        .map(|t| clock.at(t))
+        .unwrap_or(start + record.decoded_in);
+    (start, end.max(start))
 }
 
 fn record_attributes(
@@ -400,14 +449,7 @@ fn emit_record(
     {
         links.push(Link::with_context(producer));
     }
-    let calls_start = record.calls.iter().map(|c| c.started).min();
-    let calls_end = record.calls.iter().map(|c| c.finished).max();
-    let start = calls_start
-        .map(|t| clock.at(t) - record.decoded_in)
-        .unwrap_or_else(|| clock.system - record.decoded_in);
-    let end = calls_end
-        .map(|t| clock.at(t))
-        .unwrap_or(start + record.decoded_in);
+    let (start, end) = record_window(record, clock);
 
     let mut span = tracer
         .span_builder(spans::RECORD)
@@ -438,7 +480,7 @@ fn emit_record(
     for call in &record.calls {
         emit_call(tracer, &cx, call, record, reactor, targets, clock);
     }
-    span.end_with_timestamp(end.max(start));
+    span.end_with_timestamp(end);
 }
 
 fn emit_call(
@@ -527,5 +569,109 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("STORE_ONLY_TRACE_RATIO"), "{err}");
+    }
+
+    /// Traces, record spans and overflow roots of one invocation of `n` records, all traced.
+    fn emitted(n: usize, plan: TracePlan) -> Vec<opentelemetry_sdk::trace::SpanData> {
+        use crate::domain::SequenceNumber;
+        use crate::ports::Origin;
+        use opentelemetry_sdk::trace::InMemorySpanExporter;
+
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let tracer = tracer(&provider);
+        let report = BatchReport {
+            records: (0..n)
+                .map(|i| RecordReport {
+                    origin: Origin {
+                        shard_id: "shardId-000000000000".into(),
+                        sequence_number: SequenceNumber::new(i.to_string()),
+                        partition_key: "k".into(),
+                        arrival: chrono::DateTime::UNIX_EPOCH,
+                    },
+                    flow: FlowType::StoreOnly,
+                    reading: None,
+                    severity: None,
+                    reject_reason: None,
+                    payload_len: 0,
+                    decoded_in: std::time::Duration::from_micros(3),
+                    calls: Vec::new(),
+                    outcome: Outcome::Stored,
+                })
+                .collect(),
+            requests: Vec::new(),
+        };
+        let mut invocation = tracer.start("invocation");
+        let cx = Context::new().with_remote_span_context(invocation.span_context().clone());
+        let traced = emit_batch(&tracer, &cx, &report, &plan, &CallTargets::default());
+        invocation.end();
+        assert_eq!(traced, n);
+        provider.force_flush().unwrap();
+        exporter.get_finished_spans().unwrap()
+    }
+
+    #[test]
+    fn overflow_records_are_grouped_into_traces_of_at_most_the_budget() {
+        for (n, per_trace, traces) in [
+            (2_000, 150, 14),
+            (10_000, 150, 67),
+            (150, 150, 1),
+            (151, 150, 2),
+            (7, 3, 3),
+        ] {
+            let plan = TracePlan {
+                store_only_ratio: 1.0,
+                max_records_per_trace: per_trace,
+            };
+            let spans = emitted(n, plan);
+            let invocation = spans.iter().find(|s| s.name == "invocation").unwrap();
+            let invocation_trace = invocation.span_context.trace_id();
+            let trace_ids: std::collections::HashSet<TraceId> =
+                spans.iter().map(|s| s.span_context.trace_id()).collect();
+            assert_eq!(
+                trace_ids.len(),
+                traces,
+                "{n} records, {per_trace} per trace"
+            );
+            assert_eq!(traces, n.div_ceil(per_trace));
+
+            let records: Vec<_> = spans.iter().filter(|s| s.name == spans::RECORD).collect();
+            assert_eq!(records.len(), n);
+            for trace in &trace_ids {
+                let in_trace = records
+                    .iter()
+                    .filter(|s| s.span_context.trace_id() == *trace)
+                    .count();
+                assert!(
+                    in_trace <= per_trace,
+                    "{in_trace} record subtrees in one trace"
+                );
+            }
+            let roots: Vec<_> = spans.iter().filter(|s| s.name == OVERFLOW_SPAN).collect();
+            assert_eq!(roots.len(), traces - 1);
+            for root in &roots {
+                assert_ne!(root.span_context.trace_id(), invocation_trace);
+                assert_eq!(root.parent_span_id, SpanId::INVALID);
+                let linked: Vec<_> = root.links.iter().map(|l| l.span_context.clone()).collect();
+                assert_eq!(linked, std::slice::from_ref(&invocation.span_context));
+                let children: Vec<_> = records
+                    .iter()
+                    .filter(|s| s.parent_span_id == root.span_context.span_id())
+                    .collect();
+                assert!(!children.is_empty() && children.len() <= per_trace);
+                assert!(
+                    children
+                        .iter()
+                        .all(|c| c.start_time >= root.start_time && c.end_time <= root.end_time)
+                );
+            }
+            let under_invocation = records
+                .iter()
+                .filter(|s| s.parent_span_id == invocation.span_context.span_id())
+                .count();
+            assert_eq!(under_invocation, n.min(per_trace));
+        }
     }
 }
