@@ -4,8 +4,8 @@ use std::path::Path;
 use std::sync::atomic::AtomicUsize;
 
 use anyhow::Context;
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::LambdaEvent;
+use reactor_monitor::kinesis::KinesisBatch;
 
 use crate::emulator::Emulator;
 use crate::generate::{self, Mix};
@@ -84,7 +84,7 @@ pub async fn generate(
 /// when `TABLE_NAME` is set, else from the local resources (created if missing).
 pub async fn invoke(endpoint: Option<String>, event: &Path) -> anyhow::Result<String> {
     let bytes = std::fs::read(event).with_context(|| format!("reading {}", event.display()))?;
-    let payload: KinesisEvent = serde_json::from_slice(&bytes).with_context(|| {
+    let payload: KinesisBatch = serde_json::from_slice(&bytes).with_context(|| {
         format!(
             "{} is not a Kinesis event as Lambda sends it",
             event.display()

@@ -8,7 +8,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use indicatif::{ProgressBar, ProgressStyle};
 use lambda_runtime::LambdaEvent;
@@ -26,6 +25,7 @@ use crate::verify::{self, Verified};
 use reactor_monitor::aws::LOCAL_REGION;
 use reactor_monitor::config::Config;
 use reactor_monitor::function::{AwsFunction, Invocation};
+use reactor_monitor::kinesis::KinesisBatch;
 use reactor_monitor::telemetry::function::MetricsSink;
 use reactor_monitor::telemetry::names::SERVICE_NAME;
 use reactor_monitor::telemetry::traces::{self, TracePlan};
@@ -157,7 +157,7 @@ impl Invoke for InProcessFunction {
         deadline: Instant,
     ) -> Result<KinesisEventResponse, String> {
         let started = Instant::now();
-        let payload: KinesisEvent =
+        let payload: KinesisBatch =
             serde_json::from_slice(&event).map_err(|e| format!("invalid event: {e}"))?;
         let mut context = lambda_runtime::Context::default();
         context.request_id = format!("local-{}", uuid_like());

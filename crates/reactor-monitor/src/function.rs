@@ -1,8 +1,8 @@
-//! The function, composed once: one `LambdaEvent<KinesisEvent>` in, the partial batch
+//! The function, composed once: one Kinesis event (`LambdaEvent<KinesisBatch>`, decoded record
+//! by record) in, the partial batch
 //! response out, with its spans, EMF lines and batch log. `bootstrap` hands it to the Lambda
 //! runtime; the local tools (`local`, `up`, `invoke`) call the very same value.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::LambdaEvent;
 
@@ -10,6 +10,7 @@ use crate::adapters::dynamodb::DynamoDbStore;
 use crate::adapters::s3::S3DeadLetters;
 use crate::adapters::sns::SnsAlerts;
 use crate::config::Config;
+use crate::kinesis::KinesisInput;
 use crate::lambda::{self, BatchFailed};
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::ports::{AlertLedger, AlertPublisher, DeadLetterSink, ReadingStore};
@@ -68,13 +69,13 @@ where
 {
     /// Processes one event: the invocation span, the batch, its record spans (flushed before
     /// returning), the batch log line and the EMF lines.
-    pub async fn invoke(&self, event: LambdaEvent<KinesisEvent>) -> Invocation {
+    pub async fn invoke<E: KinesisInput>(&self, event: LambdaEvent<E>) -> Invocation {
         let xray_trace_id = event.context.xray_trace_id.clone();
         let span = self.telemetry.start_invocation(&InvocationContext {
             request_id: &event.context.request_id,
             invoked_function_arn: &event.context.invoked_function_arn,
             xray_trace_id: xray_trace_id.as_deref(),
-            records: event.payload.records.len(),
+            records: event.payload.record_count(),
         });
         let (report, result) = lambda::handle_batch(&self.pipeline, event).await;
         self.telemetry.finish_invocation(
@@ -88,9 +89,9 @@ where
 
     /// Processes one event: the partial batch response, or the whole invocation's failure
     /// when no record could be done (Lambda then retries, or bisects the batch).
-    pub async fn handle(
+    pub async fn handle<E: KinesisInput>(
         &self,
-        event: LambdaEvent<KinesisEvent>,
+        event: LambdaEvent<E>,
     ) -> Result<KinesisEventResponse, BatchFailed> {
         self.invoke(event).await.result
     }

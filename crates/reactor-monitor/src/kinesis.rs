@@ -135,6 +135,36 @@ impl EnvelopeError {
     }
 }
 
+/// An event the function can process: the tolerant [`KinesisBatch`] it is deployed with, or
+/// `aws_lambda_events`' strict [`KinesisEvent`] (tests and tools that build one).
+pub trait KinesisInput {
+    /// Records in the event, as Lambda counts them.
+    fn record_count(&self) -> usize;
+    /// What the pipeline processes.
+    fn into_inbound(self) -> Vec<Inbound>;
+}
+
+impl KinesisInput for KinesisBatch {
+    fn record_count(&self) -> usize {
+        self.records.len()
+    }
+    fn into_inbound(self) -> Vec<Inbound> {
+        self.inbound()
+    }
+}
+
+impl KinesisInput for KinesisEvent {
+    fn record_count(&self) -> usize {
+        self.records.len()
+    }
+    fn into_inbound(self) -> Vec<Inbound> {
+        inbound_records(self)
+            .into_iter()
+            .map(Inbound::Record)
+            .collect()
+    }
+}
+
 impl KinesisBatch {
     /// Decodes an event's JSON text.
     pub fn from_slice(bytes: &[u8]) -> serde_json::Result<Self> {

@@ -1,11 +1,10 @@
 //! The Lambda entry point's logic: event in, partial batch response out.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use lambda_runtime::LambdaEvent;
 use tokio::time::Instant;
 
-use crate::kinesis::inbound_records;
+use crate::kinesis::KinesisInput;
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::ports::{AlertLedger, AlertPublisher, DeadLetterSink, ReadingStore, TransientError};
 
@@ -54,9 +53,9 @@ pub fn deadline_instant(deadline_epoch_ms: u64) -> Option<Instant> {
 
 /// Processes one event; the response (or the whole-invocation failure) with the report,
 /// which telemetry needs in both cases.
-pub async fn handle_batch<S, L, P, D>(
+pub async fn handle_batch<S, L, P, D, E: KinesisInput>(
     pipeline: &Pipeline<S, L, P, D>,
-    event: LambdaEvent<KinesisEvent>,
+    event: LambdaEvent<E>,
 ) -> (BatchReport, Result<KinesisEventResponse, BatchFailed>)
 where
     S: ReadingStore,
@@ -66,7 +65,7 @@ where
 {
     let deadline = deadline_instant(event.context.deadline);
     let report = pipeline
-        .process(inbound_records(event.payload), deadline)
+        .process_inbound(event.payload.into_inbound(), deadline)
         .await;
     let result = match report.invocation_failure() {
         Some(first) => Err(BatchFailed {
@@ -79,9 +78,9 @@ where
 }
 
 /// Processes one event: the partial batch response and the report.
-pub async fn handle<S, L, P, D>(
+pub async fn handle<S, L, P, D, E: KinesisInput>(
     pipeline: &Pipeline<S, L, P, D>,
-    event: LambdaEvent<KinesisEvent>,
+    event: LambdaEvent<E>,
 ) -> Result<(KinesisEventResponse, BatchReport), BatchFailed>
 where
     S: ReadingStore,

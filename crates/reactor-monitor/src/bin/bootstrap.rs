@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use reactor_monitor::aws;
 use reactor_monitor::config::Config;
 use reactor_monitor::function::AwsFunction;
+use reactor_monitor::kinesis::KinesisBatch;
 use reactor_monitor::telemetry::{self, function::MetricsSink, traces};
 
 #[tokio::main]
@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
         Some(provider),
         MetricsSink::Stdout,
     ));
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisBatch>| {
         let function = function.clone();
         async move { function.handle(event).await }
     }))
