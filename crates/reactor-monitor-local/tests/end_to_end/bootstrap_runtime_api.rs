@@ -123,18 +123,23 @@ async fn invoke_fixture(port: u16) -> Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_bootstrap_binary_answers_a_kinesis_event_with_its_failed_records() {
     let (_emulator, _sdk, resources) = support::emulator_with_resources(1).await;
-    let endpoint = _emulator.endpoint().to_string();
+    // Every S3 request fails as S3 fails under load (throttling, 5xx, dropped connections):
+    // the corrupted record's dead letter cannot be written, every other record can.
+    let proxy = reactor_monitor_local::faults::FaultProxy::start(
+        _emulator.endpoint(),
+        &"s3=1.0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let (_api, port) = runtime_api();
-    // A dead-letter bucket that does not exist: the corrupted record cannot be written,
-    // every other record can.
     let _function = Running(
         bootstrap(
             port,
-            &endpoint,
+            proxy.endpoint(),
             &[
                 (env::TABLE_NAME, &resources.names.table),
                 (env::ALERT_TOPIC_ARN, &resources.alert_topic_arn),
-                (env::DEAD_LETTER_BUCKET, "no-such-bucket"),
+                (env::DEAD_LETTER_BUCKET, &resources.names.dead_letter_bucket),
             ],
         )
         .stdout(Stdio::null())
@@ -158,6 +163,38 @@ async fn the_bootstrap_binary_answers_a_kinesis_event_with_its_failed_records() 
         .unwrap();
     // Three readings and the ledger entries of their two alerts.
     assert_eq!(items.count, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_dead_letter_bucket_fails_the_whole_invocation_and_dead_letters_nothing() {
+    let (_emulator, _sdk, resources) = support::emulator_with_resources(1).await;
+    let (_api, port) = runtime_api();
+    // A configuration error, not a record's fault: the invocation fails so that the
+    // function's Errors alarm fires; no reading is reported as if it were bad.
+    let _function = Running(
+        bootstrap(
+            port,
+            _emulator.endpoint(),
+            &[
+                (env::TABLE_NAME, &resources.names.table),
+                (env::ALERT_TOPIC_ARN, &resources.alert_topic_arn),
+                (env::DEAD_LETTER_BUCKET, "no-such-bucket"),
+            ],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap(),
+    );
+    let fixture = reactor_monitor_local::project_root().join("events/kinesis-event.json");
+    let output = tokio::task::spawn_blocking(move || invoke(port, &fixture))
+        .await
+        .unwrap();
+
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("BatchFailed"), "{stderr}");
+    assert!(stderr.contains("NoSuchBucket"), "{stderr}");
 }
 
 #[test]
