@@ -7,6 +7,7 @@ mod collector;
 mod event_source_mapping;
 mod faults;
 mod input_limits;
+mod jaeger;
 mod kpl_aggregation;
 mod kpl_reference;
 mod local_stack;
