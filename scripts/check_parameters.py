@@ -74,8 +74,17 @@ NO_READINGS_PERIODS = {
 
 FEEDS = {
     "Architecture": Api("lambda", "CreateFunctionRequest", "Architectures"),
-    "AdotCollectorLayerArn": Api("lambda", "CreateFunctionRequest", "Layers"),
+    "CollectorLayer": Own("picks the collector layer's name (template condition)"),
+    "AdotCollectorLayerVersion": Own("the tail of the ADOT layer's name, within CollectorLayerArn's limits"),
+    "CommunityCollectorLayerVersion": Own("the tail of the community layer's name, within CollectorLayerArn's limits"),
+    "CollectorLayerArn": Api("lambda", "CreateFunctionRequest", "Layers"),
     "CollectorConfigFile": Own("OPENTELEMETRY_COLLECTOR_CONFIG_URI, a file of the config layer"),
+    "OtelPropagators": Own("OTEL_PROPAGATORS"),
+    "JaegerOtlpEndpoint": Own("JAEGER_OTLP_ENDPOINT, read by collector-jaeger.yaml"),
+    "EnableTransactionSearch": Own("a template condition"),
+    "TransactionSearchIndexingPercentage": Own(
+        "AWS::XRay::TransactionSearchConfig IndexingPercentage (CloudFormation: 0 to 100)"
+    ),
     "StreamName": Api("kinesis", "CreateStreamInput", "StreamName"),
     "StreamMode": Api("kinesis", "StreamModeDetails", "StreamMode"),
     "StreamShardCount": Api("kinesis", "CreateStreamInput", "ShardCount"),
@@ -117,7 +126,7 @@ FEEDS = {
 # A valid value for the parameters whose default is empty ("none"), so that their pattern is
 # probed too.
 SAMPLES = {
-    "AdotCollectorLayerArn": "arn:aws:lambda:us-east-1:901920570463:layer:aws-otel-collector-arm64-ver-0-117-0:1",
+    "CollectorLayerArn": "arn:aws:lambda:us-east-1:901920570463:layer:aws-otel-collector-arm64-ver-0-156-0:1",
     "TableTtlAttributeName": "expires_at",
     "OnCallEmail": "on-call@example.com",
 }

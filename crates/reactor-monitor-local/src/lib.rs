@@ -2,11 +2,13 @@
 //! producer, an emulated event source mapping driving the same handler that ships, and a
 //! read-back that proves nothing was lost.
 
+pub mod collector;
 pub mod commands;
 pub mod emulator;
 pub mod esm;
 pub mod faults;
 pub mod generate;
+pub mod jaeger;
 pub mod kpl;
 pub mod metrics;
 pub mod otlp;

@@ -51,6 +51,12 @@ pub struct LocalOptions {
     /// Faults to inject between the handler and the emulator (`--faults`); `None` for none.
     pub faults: Option<crate::faults::FaultSpec>,
     pub trace_plan: TracePlan,
+    /// Run the spans through the real collector of this configuration's Lambda layer
+    /// (`--collector otel-collector/<file>.yaml`, see [`crate::collector`]).
+    pub collector: Option<PathBuf>,
+    /// Also forward every span received to this OTLP/HTTP endpoint (Jaeger's, for `--jaeger`);
+    /// `None`: `OTEL_EXPORTER_OTLP_ENDPOINT` if set.
+    pub forward_to: Option<String>,
 }
 
 impl Default for LocalOptions {
@@ -70,6 +76,8 @@ impl Default for LocalOptions {
             show_progress: false,
             faults: None,
             trace_plan: TracePlan::default(),
+            collector: None,
+            forward_to: None,
         }
     }
 }
@@ -122,6 +130,12 @@ pub struct LocalReport {
     pub invocation_p50_ms: f64,
     pub invocation_p99_ms: f64,
     pub verdict: String,
+    /// The collector's changes to its configuration for this machine (`--collector`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub collector_notes: Vec<String>,
+    /// Every span the receiver kept (not printed).
+    #[serde(skip)]
+    pub spans: Vec<crate::otlp::ReceivedSpan>,
 }
 
 impl LocalReport {
@@ -250,8 +264,20 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     bar_produce.finish();
     let produce_seconds = produce_started.elapsed().as_secs_f64();
 
-    let receiver = OtlpReceiver::start().await?;
-    let provider = traces::otlp_provider(Some(&receiver.endpoint))?;
+    let receiver = match &options.forward_to {
+        Some(forward) => OtlpReceiver::start_forwarding(Some(forward.clone())).await?,
+        None => OtlpReceiver::start().await?,
+    };
+    let collector = match &options.collector {
+        Some(file) => {
+            Some(crate::collector::LocalCollector::start(file, &receiver.endpoint).await?)
+        }
+        None => None,
+    };
+    let export_to = collector
+        .as_ref()
+        .map_or(&receiver.endpoint, |c| &c.endpoint);
+    let provider = traces::otlp_provider(Some(export_to))?;
     let config = function_config(&resources, options.trace_plan);
     // Only the handler's clients go through the fault proxy: the producer, the event
     // source mapping and the read-back see the emulator as it is.
@@ -300,6 +326,21 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
 
     let verified = verify::verify(&sdk, &resources, &placements).await?;
     shut_down_tracing(provider).await?;
+    let collector_notes = match collector {
+        Some(collector) => {
+            let mut notes = collector.notes.clone();
+            // Exports what the collector still holds, as at the end of a Lambda environment.
+            notes.extend(
+                collector
+                    .stop()
+                    .await
+                    .into_iter()
+                    .map(|l| format!("log: {l}")),
+            );
+            notes
+        }
+        None => Vec::new(),
+    };
     let spans = receiver.spans();
     let summary = function
         .summary
@@ -323,6 +364,8 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     report.trace_flows = unique_flows(&spans);
     report.spans_received = spans.len();
     report.flow_report = FlowReport::from_spans(&spans, config.thresholds);
+    report.collector_notes = collector_notes;
+    report.spans = spans;
     Ok(report)
 }
 
@@ -465,6 +508,8 @@ fn report(
         invocation_p50_ms: crate::summary::percentile(&latencies, 0.5),
         invocation_p99_ms: crate::summary::percentile(&latencies, 0.99),
         verdict: String::new(),
+        collector_notes: Vec::new(),
+        spans: Vec::new(),
     };
     report.verdict = if report.ok() {
         format!(

@@ -180,6 +180,18 @@ struct LocalArgs {
     /// Also write the flows as one self-contained HTML page to FILE.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Run the function's spans through the real collector of FILE's Lambda layer (its
+    /// `# layer:` line; built once by scripts/build-collectors), as the layer would, with its
+    /// exporters pointed at the local receiver and the sigv4auth extension dropped.
+    ///
+    /// Example: --collector otel-collector/collector.yaml
+    #[arg(long, value_name = "FILE")]
+    collector: Option<PathBuf>,
+    /// Also send the spans to Jaeger v2 (built once by scripts/build-jaeger), every port on
+    /// 127.0.0.1, query API and UI on http://127.0.0.1:16686; it keeps running after the run
+    /// until Ctrl-C.
+    #[arg(long)]
+    jaeger: bool,
 }
 
 #[derive(Args)]
@@ -274,6 +286,10 @@ async fn main() -> ExitCode {
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Local(args) => {
+            let jaeger = match args.jaeger {
+                true => Some(reactor_monitor_local::jaeger::LocalJaeger::start(Some(16686)).await?),
+                false => None,
+            };
             let options = LocalOptions {
                 endpoint: args.endpoint.endpoint,
                 readings: args.readings,
@@ -287,9 +303,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 names: ResourceNames::default(),
                 show_progress: !args.json,
                 faults: args.faults.clone(),
+                collector: args.collector.clone(),
+                forward_to: jaeger.as_ref().map(|j| j.otlp_endpoint.clone()),
                 ..LocalOptions::default()
             };
             let report = run::run(options).await?;
+            for note in &report.collector_notes {
+                eprintln!("collector: {note}");
+            }
             if let Some(spec) = &args.faults {
                 eprintln!("faults ({spec}): {}", spec.injected());
             }
@@ -302,6 +323,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&report)?);
             } else {
                 print!("{}", commands::human_report(&report));
+            }
+            if let Some(jaeger) = jaeger {
+                eprintln!(
+                    "Jaeger: {}/search?service={} (API: {}/api/traces?service={}); Ctrl-C to stop",
+                    jaeger.query_url,
+                    reactor_monitor::telemetry::names::SERVICE_NAME,
+                    jaeger.query_url,
+                    reactor_monitor::telemetry::names::SERVICE_NAME
+                );
+                jaeger.serve_until_ctrl_c().await?;
             }
             Ok(if report.ok() {
                 ExitCode::SUCCESS

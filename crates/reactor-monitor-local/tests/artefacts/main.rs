@@ -2,6 +2,7 @@
 //! configurations name only what the code emits, and the template's policies stay least-privilege.
 
 mod cloudformation;
+mod collector_layers;
 mod consistency;
 mod on_failure;
 mod template_policy;

@@ -3,9 +3,11 @@
 
 mod bootstrap_runtime_api;
 mod cli;
+mod collector;
 mod event_source_mapping;
 mod faults;
 mod input_limits;
+mod jaeger;
 mod kpl_aggregation;
 mod kpl_reference;
 mod local_stack;
