@@ -2,9 +2,8 @@
 //! the run (function → the layer's collector with collector-jaeger.yaml → the local receiver →
 //! Jaeger), then searched through its HTTP query API as an engineer would.
 //!
-//! The run against Jaeger needs its binary, which `scripts/build-jaeger` builds once (about 12
-//! minutes on 2 cores): it is ignored by default and run with
-//!   scripts/build-jaeger && cargo test -p reactor-monitor-local --test end_to_end jaeger -- --include-ignored
+//! The run against Jaeger needs its binary, which `scripts/build-jaeger` builds once and caches
+//! (about 12 minutes on 2 cores; `scripts/test` builds it before the tests).
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -60,7 +59,6 @@ fn tag<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "needs the Jaeger binary: scripts/build-jaeger (about 12 minutes the first time)"]
 async fn a_local_run_is_searchable_in_jaeger_by_flow_type_with_complete_trees() {
     let jaeger = LocalJaeger::start(None).await.unwrap();
     let emulator = Emulator::start().await.unwrap();
