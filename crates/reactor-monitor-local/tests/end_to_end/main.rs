@@ -3,6 +3,7 @@
 
 mod bootstrap_runtime_api;
 mod cli;
+mod episodes;
 mod event_source_mapping;
 mod faults;
 mod input_limits;
