@@ -8,7 +8,8 @@ use aws_sdk_kinesis::client::Waiters;
 
 use reactor_monitor::adapters::dynamodb::attr;
 use reactor_monitor::aws::s3_client;
-use reactor_monitor::config::{Config, defaults};
+use reactor_monitor::config::{Config, EpisodeConfig, defaults};
+use reactor_monitor::domain::episode::EpisodePolicy;
 
 /// The on-failure bucket's name in the emulator (the template adds -<account>-<region>).
 pub const ON_FAILURE_BUCKET: &str = "reactor-monitor-exhausted-batches";
@@ -28,6 +29,12 @@ pub struct ResourceNames {
     /// The event source mapping's S3 on-failure destination (the template's OnFailureBucket).
     pub on_failure_bucket: String,
     pub on_call_queue: String,
+    /// Per-reactor alert-episode state (key `reactor`).
+    pub episode_table: String,
+    /// Episode notifications for people.
+    pub on_call_topic: String,
+    /// The queue subscribed to the on-call topic.
+    pub pages_queue: String,
 }
 
 impl Default for ResourceNames {
@@ -39,6 +46,9 @@ impl Default for ResourceNames {
             dead_letter_bucket: defaults::DEAD_LETTER_BUCKET.into(),
             on_failure_bucket: ON_FAILURE_BUCKET.into(),
             on_call_queue: defaults::ON_CALL_QUEUE_NAME.into(),
+            episode_table: defaults::EPISODE_TABLE_NAME.into(),
+            on_call_topic: defaults::ON_CALL_TOPIC_NAME.into(),
+            pages_queue: defaults::PAGES_QUEUE_NAME.into(),
         }
     }
 }
@@ -50,16 +60,25 @@ pub struct Resources {
     pub stream_arn: String,
     pub alert_topic_arn: String,
     pub on_call_queue_url: String,
+    pub on_call_topic_arn: String,
+    /// The queue of episode notifications (subscribed to the on-call topic).
+    pub pages_queue_url: String,
 }
 
 impl Resources {
     /// The handler's configuration for these resources.
     pub fn config(&self) -> Config {
-        Config::new(
+        let mut config = Config::new(
             &self.names.table,
             &self.alert_topic_arn,
             &self.names.dead_letter_bucket,
-        )
+        );
+        config.episodes = Some(EpisodeConfig {
+            table_name: self.names.episode_table.clone(),
+            on_call_topic_arn: self.on_call_topic_arn.clone(),
+            policy: EpisodePolicy::default(),
+        });
+        config
     }
 }
 
@@ -119,6 +138,18 @@ pub async fn create(
             .send()
             .await
             .with_context(|| format!("creating table {}", names.table))?;
+    }
+
+    if !tables.table_names().contains(&names.episode_table) {
+        dynamodb
+            .create_table()
+            .table_name(&names.episode_table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(attr::REACTOR)?)
+            .key_schema(key(attr::REACTOR, KeyType::Hash)?)
+            .send()
+            .await
+            .with_context(|| format!("creating table {}", names.episode_table))?;
     }
 
     // CreateTopic and CreateQueue are idempotent.
@@ -181,12 +212,53 @@ pub async fn create(
             .context("subscribing the on-call queue to the alert topic")?;
     }
 
+    let on_call_topic_arn = sns
+        .create_topic()
+        .name(&names.on_call_topic)
+        .send()
+        .await
+        .context("creating the on-call topic")?
+        .topic_arn
+        .context("no topic ARN")?;
+    let (pages_queue_url, pages_queue_arn) = queue(&sqs, &names.pages_queue).await?;
+    subscribe(&sns, &on_call_topic_arn, &pages_queue_arn).await?;
+
     Ok(Resources {
         names: names.clone(),
         stream_arn,
         alert_topic_arn,
         on_call_queue_url,
+        on_call_topic_arn,
+        pages_queue_url,
     })
+}
+
+/// Subscribes a queue to a topic, once.
+async fn subscribe(
+    sns: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    queue_arn: &str,
+) -> anyhow::Result<()> {
+    let subscribed = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(topic_arn)
+        .send()
+        .await
+        .context("listing subscriptions")?;
+    if !subscribed
+        .subscriptions()
+        .iter()
+        .any(|s| s.endpoint() == Some(queue_arn))
+    {
+        sns.subscribe()
+            .topic_arn(topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .with_context(|| format!("subscribing {queue_arn} to {topic_arn}"))?;
+    }
+    Ok(())
 }
 
 fn attribute(name: &str) -> anyhow::Result<AttributeDefinition> {

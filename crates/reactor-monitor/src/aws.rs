@@ -41,12 +41,19 @@ pub fn s3_client(sdk: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
 
 pub fn pipeline(sdk: &aws_config::SdkConfig, config: &Config) -> AwsPipeline {
     let store = DynamoDbStore::new(aws_sdk_dynamodb::Client::new(sdk), &config.table_name);
+    let mut ledger = store.clone();
+    let mut publisher = SnsAlerts::new(aws_sdk_sns::Client::new(sdk), &config.alert_topic_arn);
+    if let Some(episodes) = &config.episodes {
+        ledger = ledger.with_episode_table(&episodes.table_name);
+        publisher = publisher.with_on_call_topic(&episodes.on_call_topic_arn);
+    }
     Pipeline {
-        store: store.clone(),
-        ledger: store,
-        publisher: SnsAlerts::new(aws_sdk_sns::Client::new(sdk), &config.alert_topic_arn),
+        store,
+        ledger,
+        publisher,
         dead_letters: S3DeadLetters::new(s3_client(sdk), &config.dead_letter_bucket),
         thresholds: config.thresholds,
+        episodes: config.episodes.as_ref().map(|e| e.policy),
         limits: Limits {
             max_in_flight: config.max_in_flight_requests,
             deadline_margin: config.deadline_margin,

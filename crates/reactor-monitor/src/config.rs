@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::domain::episode::EpisodePolicy;
 use crate::domain::{Thresholds, ThresholdsError};
 use crate::telemetry::traces::TracePlan;
 
@@ -21,6 +22,14 @@ pub mod env {
     /// (OpenTelemetry semantic conventions, FaaS on AWS Lambda: use it only when the spans
     /// go to X-Ray); without, the invocation span is a root.
     pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
+    /// Alert episodes (with [`ON_CALL_TOPIC_ARN`]): the table of per-reactor episode state.
+    pub const EPISODE_TABLE_NAME: &str = "EPISODE_TABLE_NAME";
+    /// Alert episodes (with [`EPISODE_TABLE_NAME`]): the SNS topic of notifications for people.
+    pub const ON_CALL_TOPIC_ARN: &str = "ON_CALL_TOPIC_ARN";
+    pub const ALERT_REPEAT_MINUTES: &str = "ALERT_REPEAT_MINUTES";
+    pub const ALERT_CLEAR_MARGIN_C: &str = "ALERT_CLEAR_MARGIN_C";
+    pub const ALERT_CLEAR_MINUTES: &str = "ALERT_CLEAR_MINUTES";
+    pub const SILENCE_MINUTES: &str = "SILENCE_MINUTES";
 }
 
 /// The propagator name that parents the invocation on the Lambda's X-Ray segment.
@@ -33,7 +42,15 @@ pub mod defaults {
     pub const ALERT_TOPIC_NAME: &str = "reactor-notifications";
     pub const DEAD_LETTER_BUCKET: &str = "reactor-monitor-dead-letters";
     pub const ON_FAILURE_QUEUE_NAME: &str = "reactor-monitor-exhausted-batches";
+    /// The local queue subscribed to the alert topic (one message per hot reading; named
+    /// before episodes existed).
     pub const ON_CALL_QUEUE_NAME: &str = "reactor-monitor-on-call";
+    /// The table of per-reactor alert-episode state.
+    pub const EPISODE_TABLE_NAME: &str = "reactor-episodes";
+    /// The topic of episode notifications for people.
+    pub const ON_CALL_TOPIC_NAME: &str = "reactor-on-call";
+    /// The local queue subscribed to the on-call topic (one message per episode transition).
+    pub const PAGES_QUEUE_NAME: &str = "reactor-monitor-pages";
     /// Concurrent AWS requests per invocation: bounds connections and memory.
     pub const MAX_IN_FLIGHT_REQUESTS: usize = 16;
     /// Time kept in reserve before the invocation deadline: no new request starts after it.
@@ -76,6 +93,82 @@ pub struct Config {
     /// Whether the invocation span joins the Lambda's X-Ray trace (`OTEL_PROPAGATORS`
     /// names `xray-lambda`) or is a root.
     pub join_xray_trace: bool,
+    /// Alert episodes for people; `None` when neither the episode table nor the on-call topic
+    /// is configured.
+    pub episodes: Option<EpisodeConfig>,
+}
+
+/// Where alert episodes live and how they behave.
+#[derive(Debug, Clone)]
+pub struct EpisodeConfig {
+    pub table_name: String,
+    pub on_call_topic_arn: String,
+    pub policy: EpisodePolicy,
+}
+
+impl EpisodeConfig {
+    fn from_lookup(lookup: &impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let value = |name| lookup(name).filter(|v: &String| !v.trim().is_empty());
+        let (table_name, on_call_topic_arn) = match (
+            value(env::EPISODE_TABLE_NAME),
+            value(env::ON_CALL_TOPIC_ARN),
+        ) {
+            (None, None) => return Ok(None),
+            (Some(table), Some(topic)) => (table, topic),
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    name: env::EPISODE_TABLE_NAME,
+                    hint: "the episode state table, needed with ON_CALL_TOPIC_ARN",
+                });
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    name: env::ON_CALL_TOPIC_ARN,
+                    hint: "the on-call topic, needed with EPISODE_TABLE_NAME",
+                });
+            }
+        };
+        let number = |name: &'static str, default: f64, expected: &'static str| match value(name) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() && n >= 0.0 => Ok(n),
+                _ => Err(ConfigError::Invalid {
+                    name,
+                    value: v,
+                    expected,
+                }),
+            },
+        };
+        let minutes = |name, default: i64| -> Result<chrono::TimeDelta, ConfigError> {
+            let m = number(name, default as f64, "a number of minutes, 0 or more")?;
+            Ok(chrono::TimeDelta::milliseconds(
+                (m * 60_000.0).round() as i64
+            ))
+        };
+        Ok(Some(Self {
+            table_name,
+            on_call_topic_arn,
+            policy: EpisodePolicy {
+                repeat_after: minutes(
+                    env::ALERT_REPEAT_MINUTES,
+                    EpisodePolicy::DEFAULT_REPEAT_MINUTES,
+                )?,
+                clear_margin_c: number(
+                    env::ALERT_CLEAR_MARGIN_C,
+                    EpisodePolicy::DEFAULT_CLEAR_MARGIN_C,
+                    "a temperature difference in °C, 0 or more",
+                )?,
+                clear_after: minutes(
+                    env::ALERT_CLEAR_MINUTES,
+                    EpisodePolicy::DEFAULT_CLEAR_MINUTES,
+                )?,
+                silent_after: minutes(
+                    env::SILENCE_MINUTES,
+                    EpisodePolicy::DEFAULT_SILENCE_MINUTES,
+                )?,
+            },
+        }))
+    }
 }
 
 impl Config {
@@ -95,6 +188,7 @@ impl Config {
             stream_name: String::new(),
             trace_plan: TracePlan::default(),
             join_xray_trace: false,
+            episodes: None,
         }
     }
 
@@ -176,6 +270,7 @@ impl Config {
             trace_plan: TracePlan::from_lookup(&lookup)?,
             join_xray_trace: lookup(env::OTEL_PROPAGATORS)
                 .is_some_and(|list| list.split(',').any(|p| p.trim() == XRAY_LAMBDA_PROPAGATOR)),
+            episodes: EpisodeConfig::from_lookup(&lookup)?,
         })
     }
 }

@@ -13,7 +13,9 @@ use crate::config::Config;
 use crate::kinesis::KinesisInput;
 use crate::lambda::{self, BatchFailed};
 use crate::pipeline::{BatchReport, Pipeline};
-use crate::ports::{AlertLedger, AlertPublisher, DeadLetterSink, ReadingStore};
+use crate::ports::{
+    AlertLedger, AlertPublisher, DeadLetterSink, EpisodeStore, OnCallPublisher, ReadingStore,
+};
 use crate::telemetry::function::{FunctionTelemetry, InvocationContext, MetricsSink, SpanExport};
 use crate::telemetry::traces::CallTargets;
 
@@ -63,8 +65,8 @@ impl AwsFunction {
 impl<S, L, P, D> Function<S, L, P, D>
 where
     S: ReadingStore,
-    L: AlertLedger,
-    P: AlertPublisher,
+    L: AlertLedger + EpisodeStore,
+    P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {
     /// Processes one event: the invocation span, the batch, its record spans (flushed before

@@ -6,7 +6,10 @@ use tokio::time::Instant;
 
 use crate::kinesis::KinesisInput;
 use crate::pipeline::{BatchReport, Pipeline};
-use crate::ports::{AlertLedger, AlertPublisher, DeadLetterSink, ReadingStore, TransientError};
+use crate::ports::{
+    AlertLedger, AlertPublisher, DeadLetterSink, EpisodeStore, OnCallPublisher, ReadingStore,
+    TransientError,
+};
 
 /// The invocation fails as a whole only when no record of the batch could be done,
 /// so that Lambda's bisect-on-error can split it.
@@ -59,8 +62,8 @@ pub async fn handle_batch<S, L, P, D, E: KinesisInput>(
 ) -> (BatchReport, Result<KinesisEventResponse, BatchFailed>)
 where
     S: ReadingStore,
-    L: AlertLedger,
-    P: AlertPublisher,
+    L: AlertLedger + EpisodeStore,
+    P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {
     let deadline = deadline_instant(event.context.deadline);
@@ -84,8 +87,8 @@ pub async fn handle<S, L, P, D, E: KinesisInput>(
 ) -> Result<(KinesisEventResponse, BatchReport), BatchFailed>
 where
     S: ReadingStore,
-    L: AlertLedger,
-    P: AlertPublisher,
+    L: AlertLedger + EpisodeStore,
+    P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {
     let (report, result) = handle_batch(pipeline, event).await;

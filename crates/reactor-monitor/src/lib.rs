@@ -11,5 +11,6 @@ pub mod kpl;
 pub mod lambda;
 pub mod pipeline;
 pub mod ports;
+pub mod silence;
 pub mod sinks;
 pub mod telemetry;

@@ -14,11 +14,13 @@ use futures::future::join_all;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::domain::episode::{self, EpisodeAction, EpisodePolicy, Notification, ReactorState};
 use crate::domain::{FlowType, Reading, RejectReason, SequenceNumber, Severity, Thresholds};
 use crate::kpl;
 use crate::ports::{
-    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, FailureClass, FailureKind,
-    Located, Origin, ReadingStore, TransientError, with_request_id,
+    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureClass,
+    FailureKind, Located, Notice, OnCallPublisher, Origin, ReadingStore, StateChange,
+    TransientError, with_request_id,
 };
 
 /// One Kinesis record as the pipeline sees it: payload bytes and where they sit in the stream.
@@ -77,6 +79,8 @@ pub struct RecordReport {
     pub decoded_in: Duration,
     pub calls: Vec<CallTiming>,
     pub outcome: Outcome,
+    /// What the reading did to its reactor's alert episode, if anything.
+    pub episode: Option<EpisodeAction>,
 }
 
 impl RecordReport {
@@ -157,6 +161,9 @@ pub struct Pipeline<S, L, P, D> {
     pub publisher: P,
     pub dead_letters: D,
     pub thresholds: Thresholds,
+    /// Alert episodes for people (on-call topic); `None` when the function has no on-call
+    /// topic or episode table.
+    pub episodes: Option<EpisodePolicy>,
     pub limits: Limits,
 }
 
@@ -242,13 +249,15 @@ struct Progress {
     dead_lettered: Vec<Option<Result<(), TransientError>>>,
     /// Valid readings a sink refused for good: dead-lettered with this reason.
     sink_rejected: Vec<Option<RejectReason>>,
+    /// The episode action of each reading, or why its reactor's episode could not be updated.
+    episode: Vec<Option<EpisodeResult>>,
 }
 
 impl<S, L, P, D> Pipeline<S, L, P, D>
 where
     S: ReadingStore,
-    L: AlertLedger,
-    P: AlertPublisher,
+    L: AlertLedger + EpisodeStore,
+    P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {
     /// Processes a batch. `deadline` is when the invocation will be stopped, if known.
@@ -297,7 +306,7 @@ where
             .filter(|&i| slots[i].parsed.is_err())
             .collect();
 
-        let (stores, alerts, dead) = tokio::join!(
+        let (stores, alerts, dead, episodes) = tokio::join!(
             join_all(
                 readings
                     .chunks(S::MAX_BATCH)
@@ -315,6 +324,7 @@ where
                     .expect_err("only rejections are passed");
                 self.dead_letter(&gate, &slots, i, reason)
             })),
+            Box::pin(self.episodes(&gate, &slots, &readings)),
         );
 
         let mut progress = Progress {
@@ -323,6 +333,7 @@ where
             alerted: vec![None; slots.len()],
             dead_lettered: vec![None; slots.len()],
             sink_rejected: vec![None; slots.len()],
+            episode: vec![None; slots.len()],
         };
         let mut requests: Vec<(&'static str, usize)> = Vec::new();
         let mut count = |op: &'static str| match requests.iter_mut().find(|(o, _)| *o == op) {
@@ -344,6 +355,13 @@ where
                 progress.calls[i].extend(calls);
                 progress.alerted[i] = Some(result);
             }
+        }
+        for op in episodes.requests {
+            count(op);
+        }
+        for (i, calls, result) in episodes.records {
+            progress.calls[i].extend(calls);
+            progress.episode[i] = Some(result);
         }
         for (i, timing, result) in dead {
             count(timing.operation);
@@ -555,6 +573,170 @@ where
         out
     }
 
+    /// The episode step of a batch: reads the states of its reactors (one call per
+    /// `MAX_LOAD` reactors), applies each reactor's readings in reading time, publishes every
+    /// notification to on-call, then writes each changed state conditionally. A notification
+    /// is published before its state is written: when the write fails, it is out already and
+    /// the reactor's records are reported for retry (a duplicate, never a missing page); when
+    /// the publish fails, the state is not written and the records are retried.
+    async fn episodes(&self, gate: &Gate, slots: &[Slot], readings: &[usize]) -> EpisodeResults {
+        let mut out = EpisodeResults::default();
+        let Some(policy) = self.episodes else {
+            return out;
+        };
+        let mut runs: Vec<ReactorRun<'_>> = Vec::new();
+        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for &i in readings {
+            let Ok(reading) = &slots[i].parsed else {
+                continue;
+            };
+            let at = *index.entry(reading.reactor.as_str()).or_insert_with(|| {
+                runs.push(ReactorRun {
+                    reactor: &reading.reactor,
+                    readings: Vec::new(),
+                    expected_version: None,
+                    state: None,
+                    changed: false,
+                    actions: Vec::new(),
+                    notices: Vec::new(),
+                    calls: Vec::new(),
+                    failure: None,
+                });
+                runs.len() - 1
+            });
+            runs[at].readings.push(i);
+        }
+        let date = |i: usize| slots[i].parsed.as_ref().map(|r| r.date).ok();
+        for run in &mut runs {
+            run.readings.sort_by_key(|&i| (date(i), i));
+        }
+
+        for chunk in runs.chunks_mut(L::MAX_LOAD.max(1)) {
+            let reactors: Vec<&str> = chunk.iter().map(|r| r.reactor).collect();
+            out.requests.push(L::LOAD_OPERATION);
+            let (timing, loaded) = gate
+                .call(L::LOAD_OPERATION, self.ledger.load_states(&reactors))
+                .await;
+            match loaded.and_then(|r| r) {
+                Ok(states) => {
+                    for (run, stored) in chunk.iter_mut().zip(states) {
+                        run.calls.push(timing.clone());
+                        run.expected_version = stored.as_ref().map(|s| s.version);
+                        run.state = stored.map(|s| s.state);
+                    }
+                }
+                Err(e) => {
+                    for run in chunk.iter_mut() {
+                        run.calls
+                            .push(with_error(&timing, &Err::<(), _>(e.clone())));
+                        run.failure = Some(e.clone());
+                    }
+                }
+            }
+        }
+
+        for run in runs.iter_mut().filter(|r| r.failure.is_none()) {
+            let before = run.state.clone();
+            for &i in &run.readings {
+                let reading = slots[i].parsed.as_ref().expect("only readings are grouped");
+                let step = episode::apply(
+                    run.state.as_ref(),
+                    run.reactor,
+                    reading.temp_c,
+                    reading.date.with_timezone(&chrono::Utc),
+                    &self.thresholds,
+                    &policy,
+                );
+                run.actions.push((i, step.action));
+                run.notices
+                    .extend(step.notifications.into_iter().map(|n| (i, n)));
+                run.state = Some(step.state);
+            }
+            run.changed = run.state != before;
+        }
+
+        let pending: Vec<(usize, usize)> = runs
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.failure.is_none())
+            .flat_map(|(at, r)| (0..r.notices.len()).map(move |n| (at, n)))
+            .collect();
+        for chunk in pending.chunks(P::MAX_NOTIFY_BATCH.max(1)) {
+            let notices: Vec<Notice<'_>> = chunk
+                .iter()
+                .map(|&(at, n)| {
+                    let (i, notification) = &runs[at].notices[n];
+                    Notice {
+                        notification,
+                        origin: Some(&slots[*i].record.origin),
+                        traceparent: slots[*i]
+                            .parsed
+                            .as_ref()
+                            .ok()
+                            .and_then(|r| r.traceparent.as_deref()),
+                    }
+                })
+                .collect();
+            out.requests.push(P::NOTIFY_OPERATION);
+            let (timing, published) = gate
+                .call(P::NOTIFY_OPERATION, self.publisher.notify(&notices))
+                .await;
+            let published = match published {
+                Ok(results) => results,
+                Err(e) => vec![Err(e); notices.len()],
+            };
+            for (&(at, _), result) in chunk.iter().zip(published) {
+                runs[at].calls.push(with_error(&timing, &result));
+                if let Err(e) = result {
+                    runs[at].failure.get_or_insert(e);
+                }
+            }
+        }
+
+        let to_save: Vec<usize> = (0..runs.len())
+            .filter(|&at| runs[at].failure.is_none() && runs[at].changed)
+            .collect();
+        for chunk in to_save.chunks(L::MAX_SAVE.max(1)) {
+            let changes: Vec<StateChange<'_>> = chunk
+                .iter()
+                .map(|&at| StateChange {
+                    reactor: runs[at].reactor,
+                    expected_version: runs[at].expected_version,
+                    state: runs[at].state.as_ref().expect("a changed state exists"),
+                })
+                .collect();
+            out.requests.push(L::SAVE_OPERATION);
+            let (timing, saved) = gate
+                .call(L::SAVE_OPERATION, self.ledger.save_states(&changes))
+                .await;
+            let saved = match saved {
+                Ok(results) => results,
+                Err(e) => vec![Err(e); changes.len()],
+            };
+            for (&at, result) in chunk.iter().zip(saved) {
+                runs[at].calls.push(with_error(&timing, &result));
+                if let Err(e) = result {
+                    // Its notifications are out: the retry may send them again, never lose them.
+                    tracing::warn!(reactor = %runs[at].reactor, error = %e, "episode state not written; the reactor's records are retried");
+                    runs[at].failure = Some(e);
+                }
+            }
+        }
+
+        for run in runs {
+            let actions: std::collections::HashMap<usize, Option<EpisodeAction>> =
+                run.actions.into_iter().collect();
+            for i in run.readings {
+                let result = match &run.failure {
+                    Some(e) => Err(e.clone()),
+                    None => Ok(actions.get(&i).copied().flatten()),
+                };
+                out.records.push((i, run.calls.clone(), result));
+            }
+        }
+        out
+    }
+
     async fn dead_letter(
         &self,
         gate: &Gate,
@@ -573,6 +755,30 @@ where
     }
 }
 
+/// A record's episode action, or why its reactor's episode could not be updated.
+type EpisodeResult = Result<Option<EpisodeAction>, TransientError>;
+
+/// What the episode step did, per record.
+#[derive(Default)]
+struct EpisodeResults {
+    records: Vec<(usize, Vec<CallTiming>, EpisodeResult)>,
+    requests: Vec<&'static str>,
+}
+
+/// One reactor's readings of the batch and what they do to its state.
+struct ReactorRun<'s> {
+    reactor: &'s str,
+    /// Slot indices, in reading time (then stream order).
+    readings: Vec<usize>,
+    expected_version: Option<u64>,
+    state: Option<ReactorState>,
+    changed: bool,
+    actions: Vec<(usize, Option<EpisodeAction>)>,
+    notices: Vec<(usize, Notification)>,
+    calls: Vec<CallTiming>,
+    failure: Option<TransientError>,
+}
+
 struct AlertChunk {
     records: Vec<(usize, Vec<CallTiming>, Result<bool, TransientError>)>,
     requests: Vec<&'static str>,
@@ -587,6 +793,9 @@ fn with_error<T>(timing: &CallTiming, result: &Result<T, TransientError>) -> Cal
 
 fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
     let calls = std::mem::take(&mut progress.calls[i]);
+    let episode = progress.episode[i]
+        .as_ref()
+        .and_then(|r| r.as_ref().ok().copied().flatten());
     let payload_len = slot.record.data.len();
     let (flow, reading, reject_reason, outcome) = match slot.parsed {
         Err(reason) => {
@@ -622,6 +831,11 @@ fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
                     None => Outcome::Failed(unreached("alert")),
                 },
             };
+            let outcome = match (outcome, progress.episode[i].take()) {
+                (Outcome::Failed(e), _) => Outcome::Failed(e),
+                (_, Some(Err(e))) => Outcome::Failed(e),
+                (done, _) => done,
+            };
             let flow = if slot.severity.is_some() {
                 FlowType::StoreAndAlert
             } else {
@@ -640,6 +854,7 @@ fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
         decoded_in: slot.decoded_in,
         calls,
         outcome,
+        episode,
     }
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::domain::episode::{Notification, ReactorState};
 use crate::domain::{Reading, RejectReason, SequenceNumber, Severity};
 
 /// Where a record sits in the stream: what identifies it across replays.
@@ -193,4 +194,67 @@ pub fn note_request_id(id: Option<&str>) {
     if let Some(id) = id {
         let _ = REQUEST_ID.try_with(|cell| *cell.borrow_mut() = Some(id.to_owned()));
     }
+}
+
+/// A reactor's episode state as stored, with the version its conditional write expects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedState {
+    pub state: ReactorState,
+    /// Incremented by every write; a write expecting another version is refused.
+    pub version: u64,
+}
+
+/// One conditional write of a reactor's episode state.
+#[derive(Debug, Clone, Copy)]
+pub struct StateChange<'a> {
+    pub reactor: &'a str,
+    /// The version read (`None`: the reactor had no state); the write is refused if the stored
+    /// state is no longer that one.
+    pub expected_version: Option<u64>,
+    pub state: &'a ReactorState,
+}
+
+/// Per-reactor episode state, changed only by conditional writes (one item per reactor).
+pub trait EpisodeStore: Send + Sync {
+    const LOAD_OPERATION: &'static str;
+    const SAVE_OPERATION: &'static str;
+    /// Most reactors one load takes.
+    const MAX_LOAD: usize;
+    /// Most state changes one save takes.
+    const MAX_SAVE: usize;
+    /// The states of these reactors, in order (`None`: never seen).
+    fn load_states(
+        &self,
+        reactors: &[&str],
+    ) -> impl Future<Output = Result<Vec<Option<VersionedState>>, TransientError>> + Send;
+    /// Writes each change if its reactor's state is still the version expected. One result per
+    /// change; a change refused because the state moved on fails with
+    /// [`FailureKind::Unprocessed`] (retry: the next delivery reads the new state).
+    fn save_states(&self, changes: &[StateChange<'_>]) -> impl Future<Output = ItemResults> + Send;
+    /// Every reactor's state, for the silence check.
+    fn all_states(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(String, VersionedState)>, TransientError>> + Send;
+}
+
+/// A notification for people and where it comes from.
+#[derive(Debug, Clone, Copy)]
+pub struct Notice<'a> {
+    pub notification: &'a Notification,
+    /// The record of the reading that caused it (`None` for the silence check).
+    pub origin: Option<&'a Origin>,
+    /// The W3C trace context the reading's producer sent, if any. The record's own span ids
+    /// do not exist yet when the notice is published: spans are built after the batch.
+    pub traceparent: Option<&'a str>,
+}
+
+/// Delivers episode notifications to people (the on-call topic), apart from the alert topic.
+pub trait OnCallPublisher: Send + Sync {
+    const NOTIFY_OPERATION: &'static str;
+    const MAX_NOTIFY_BATCH: usize;
+    /// One result per notice: the message id when published.
+    fn notify(
+        &self,
+        notices: &[Notice<'_>],
+    ) -> impl Future<Output = Vec<Result<String, TransientError>>> + Send;
 }

@@ -4,6 +4,7 @@
 mod bootstrap_runtime_api;
 mod cli;
 mod collector;
+mod episodes;
 mod event_source_mapping;
 mod faults;
 mod input_limits;

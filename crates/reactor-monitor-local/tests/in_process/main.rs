@@ -2,6 +2,7 @@
 //! clients, property tests, and real Kinesis event JSON.
 
 mod adapters_mocked;
+mod episodes;
 mod kinesis_event;
 mod pipeline_outcomes;
 mod properties;

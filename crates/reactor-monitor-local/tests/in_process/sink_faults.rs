@@ -55,6 +55,7 @@ fn pipeline(dynamodb: &[&Rule], sns: &[&Rule], s3: &[&Rule]) -> AwsPipeline {
         publisher: SnsAlerts::new(sns, TOPIC_ARN),
         dead_letters: S3DeadLetters::new(s3, BUCKET),
         thresholds: Thresholds::default(),
+        episodes: None,
         limits: Limits {
             max_in_flight: 4,
             deadline_margin: std::time::Duration::from_millis(200),

@@ -60,8 +60,10 @@ pub const MAX_BATCH_GET_KEYS: usize = 100;
 
 #[derive(Clone)]
 pub struct DynamoDbStore {
-    client: Client,
+    pub(super) client: Client,
     table: String,
+    /// The alert-episode state table (`super::episode_state`), when episodes are on.
+    pub(super) episode_table: Option<String>,
 }
 
 impl DynamoDbStore {
@@ -69,7 +71,14 @@ impl DynamoDbStore {
         Self {
             client,
             table: table.into(),
+            episode_table: None,
         }
+    }
+
+    /// The same store, also keeping alert-episode states in `table` (key `reactor`).
+    pub fn with_episode_table(mut self, table: impl Into<String>) -> Self {
+        self.episode_table = Some(table.into());
+        self
     }
 
     /// The sort key of a reading: `<UTC instant>#<shard id>#<sequence number>`, and for a user

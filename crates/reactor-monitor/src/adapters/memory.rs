@@ -3,10 +3,12 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
+use crate::domain::episode::Notification;
 use crate::domain::{RejectReason, SequenceNumber, Severity};
 use crate::ports::{
-    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, FailureKind, ItemResults,
-    Located, ReadingStore, TransientError,
+    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureKind,
+    ItemResults, Located, Notice, OnCallPublisher, ReadingStore, StateChange, TransientError,
+    VersionedState,
 };
 
 type Key = (String, SequenceNumber);
@@ -65,6 +67,11 @@ pub struct MemoryStore {
     pub readings: Mutex<BTreeMap<Key, (String, f64)>>,
     pub puts: Mutex<usize>,
     pub ledger: Mutex<HashSet<Key>>,
+    /// Episode state per reactor.
+    pub episodes: Mutex<BTreeMap<String, VersionedState>>,
+    /// Faults of the episode state's writes (by call; items by the reactor's sequence
+    /// numbers are not known here).
+    pub episode_faults: Faults,
     pub faults: Faults,
 }
 
@@ -119,10 +126,80 @@ impl AlertLedger for MemoryStore {
 }
 
 /// Published alerts in memory, in publish order.
+impl EpisodeStore for MemoryStore {
+    const LOAD_OPERATION: &'static str = "BatchGetItem";
+    const SAVE_OPERATION: &'static str = "TransactWriteItems";
+    const MAX_LOAD: usize = 100;
+    const MAX_SAVE: usize = 100;
+
+    async fn load_states(
+        &self,
+        reactors: &[&str],
+    ) -> Result<Vec<Option<VersionedState>>, TransientError> {
+        let states = self.episodes.lock().unwrap();
+        Ok(reactors.iter().map(|r| states.get(*r).cloned()).collect())
+    }
+
+    async fn save_states(&self, changes: &[StateChange<'_>]) -> ItemResults {
+        if self.episode_faults.call_fails() {
+            return vec![Err(failure(Self::SAVE_OPERATION, FailureKind::Throttled)); changes.len()];
+        }
+        let mut states = self.episodes.lock().unwrap();
+        changes
+            .iter()
+            .map(|c| {
+                let current = states.get(c.reactor).map(|s| s.version);
+                if current != c.expected_version {
+                    return Err(failure(Self::SAVE_OPERATION, FailureKind::Unprocessed));
+                }
+                states.insert(
+                    c.reactor.to_owned(),
+                    VersionedState {
+                        state: c.state.clone(),
+                        version: current.map_or(1, |v| v + 1),
+                    },
+                );
+                Ok(())
+            })
+            .collect()
+    }
+
+    async fn all_states(&self) -> Result<Vec<(String, VersionedState)>, TransientError> {
+        let states = self.episodes.lock().unwrap();
+        Ok(states.iter().map(|(r, s)| (r.clone(), s.clone())).collect())
+    }
+}
+
 #[derive(Default)]
 pub struct MemoryAlerts {
     pub published: Mutex<Vec<(String, Severity, SequenceNumber)>>,
+    /// Episode notifications delivered to on-call, in order.
+    pub notified: Mutex<Vec<Notification>>,
+    /// Faults of the on-call publish (by call).
+    pub notify_faults: Faults,
     pub faults: Faults,
+}
+
+impl OnCallPublisher for MemoryAlerts {
+    const NOTIFY_OPERATION: &'static str = "PublishBatch";
+    const MAX_NOTIFY_BATCH: usize = 10;
+
+    async fn notify(&self, notices: &[Notice<'_>]) -> Vec<Result<String, TransientError>> {
+        if self.notify_faults.call_fails() {
+            return vec![
+                Err(failure(Self::NOTIFY_OPERATION, FailureKind::Throttled));
+                notices.len()
+            ];
+        }
+        let mut notified = self.notified.lock().unwrap();
+        notices
+            .iter()
+            .map(|n| {
+                notified.push(n.notification.clone());
+                Ok(format!("notice-{}", notified.len()))
+            })
+            .collect()
+    }
 }
 
 impl AlertPublisher for MemoryAlerts {
@@ -186,6 +263,7 @@ pub fn pipeline(
         publisher: MemoryAlerts::default(),
         dead_letters: MemoryDeadLetters::default(),
         thresholds: crate::domain::Thresholds::default(),
+        episodes: Some(crate::domain::episode::EpisodePolicy::default()),
         limits: crate::pipeline::Limits {
             max_in_flight,
             deadline_margin: std::time::Duration::from_millis(200),

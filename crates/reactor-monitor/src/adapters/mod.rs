@@ -1,8 +1,10 @@
 //! Implementations of the ports: AWS services, and memory for tests and benchmarks.
 
 pub mod dynamodb;
+pub mod episode_state;
 #[cfg(any(test, feature = "testing"))]
 pub mod memory;
+pub mod on_call;
 pub mod s3;
 pub mod sns;
 

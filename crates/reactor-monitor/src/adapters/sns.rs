@@ -22,8 +22,10 @@ pub mod attr {
 
 #[derive(Clone)]
 pub struct SnsAlerts {
-    client: Client,
+    pub(super) client: Client,
     topic_arn: String,
+    /// The on-call topic of episode notifications (`super::on_call`), when episodes are on.
+    pub(super) on_call_topic_arn: Option<String>,
 }
 
 impl SnsAlerts {
@@ -31,7 +33,14 @@ impl SnsAlerts {
         Self {
             client,
             topic_arn: topic_arn.into(),
+            on_call_topic_arn: None,
         }
+    }
+
+    /// The same publisher, also sending episode notifications to `topic_arn`.
+    pub fn with_on_call_topic(mut self, topic_arn: impl Into<String>) -> Self {
+        self.on_call_topic_arn = Some(topic_arn.into());
+        self
     }
 
     /// The text on-call reads. Reactor ids cannot hold control characters (they are

@@ -1,5 +1,6 @@
 //! Pure domain: what a reading is, when it is rejected, how hot is too hot.
 
+pub mod episode;
 mod flow;
 mod reading;
 pub mod rfc3339;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 
 use super::names::metrics as m;
+use crate::domain::episode::EpisodeAction;
 use crate::domain::{FlowType, Severity};
 use crate::pipeline::{BatchReport, CallTiming, Outcome, RecordReport};
 use crate::ports::FailureKind;
@@ -53,12 +54,35 @@ pub fn record_duration_ms(record: &RecordReport) -> f64 {
     (record.decoded_in + io).as_secs_f64() * 1e3
 }
 
+/// The EMF lines of one silence check: open episodes per severity (0 for none, so the
+/// dashboard's line drops back) and the `silent` pages it sent.
+pub fn silence_lines(report: &crate::silence::SilenceReport, timestamp_ms: i64) -> Vec<String> {
+    let mut lines: Vec<String> = ["warning", "emergency", "silent"]
+        .into_iter()
+        .map(|severity| {
+            let open = report.open.get(severity).copied().unwrap_or(0);
+            document(
+                timestamp_ms,
+                &[(m::DIM_SEVERITY, severity)],
+                &[(m::OPEN_EPISODES, "Count", json!(open))],
+            )
+        })
+        .collect();
+    lines.push(document(
+        timestamp_ms,
+        &[(m::DIM_EPISODE_ACTION, EpisodeAction::Silent.as_str())],
+        &[(m::EPISODE_ACTIONS, "Count", json!(report.notified.len()))],
+    ));
+    lines
+}
+
 /// The EMF lines of one batch.
 pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) -> Vec<String> {
     let mut lines = Vec::new();
     let mut per_flow: BTreeMap<FlowType, (usize, usize, Vec<f64>)> = BTreeMap::new();
     let mut alerts: BTreeMap<Severity, usize> = BTreeMap::new();
     let mut hottest: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut episodes: BTreeMap<EpisodeAction, usize> = BTreeMap::new();
     let (mut readings, mut dead_lettered, mut retried, mut publish_failures) = (0, 0, 0, 0);
 
     for record in &report.records {
@@ -67,6 +91,9 @@ pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) ->
         entry.2.push(cloudwatch::metric_value(
             (record_duration_ms(record) * 1e3).round() / 1e3,
         ));
+        if let Some(action) = record.episode {
+            *episodes.entry(action).or_default() += 1;
+        }
         if let Some(reading) = &record.reading {
             readings += 1;
             let max = hottest.entry(reading.reactor.as_str()).or_insert(f64::MIN);
@@ -117,6 +144,13 @@ pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) ->
             timestamp_ms,
             &[(m::DIM_SEVERITY, severity.as_str())],
             &[(m::ALERTS, "Count", json!(count))],
+        ));
+    }
+    for (action, count) in episodes {
+        lines.push(document(
+            timestamp_ms,
+            &[(m::DIM_EPISODE_ACTION, action.as_str())],
+            &[(m::EPISODE_ACTIONS, "Count", json!(count))],
         ));
     }
     for (reactor, max) in hottest {

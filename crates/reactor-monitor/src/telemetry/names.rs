@@ -13,6 +13,8 @@ pub mod metrics {
     pub const DIM_FLOW_TYPE: &str = "FlowType";
     pub const DIM_SEVERITY: &str = "Severity";
     pub const DIM_REACTOR: &str = "Reactor";
+    /// `opened`, `escalated`, `repeated`, `resolved`, `silent`, `suppressed`.
+    pub const DIM_EPISODE_ACTION: &str = "EpisodeAction";
 
     /// Per flow type (dimension set [FlowType]): one count per record, errors, and one
     /// duration value per record (CloudWatch computes avg, p50 and p99 from them).
@@ -30,6 +32,12 @@ pub mod metrics {
     pub const ALERT_PUBLISH_FAILURES: &str = "AlertPublishFailures";
     pub const BATCH_SIZE: &str = "BatchSize";
     pub const COLD_START: &str = "ColdStart";
+    /// Per episode action (dimension set [EpisodeAction]): readings by what they did to their
+    /// reactor's alert episode; the silence check counts its `silent` pages the same way.
+    pub const EPISODE_ACTIONS: &str = "EpisodeActions";
+    /// Per severity (dimension set [Severity]): hot episodes open, from the silence check's
+    /// scan of every reactor (one value a minute); `Severity = silent` counts silent reactors.
+    pub const OPEN_EPISODES: &str = "OpenEpisodes";
 
     /// Every metric with its dimension set, for the consistency test of dashboards and alarms.
     pub const CATALOGUE: &[(&str, &[&str])] = &[
@@ -44,6 +52,8 @@ pub mod metrics {
         (ALERT_PUBLISH_FAILURES, &[]),
         (BATCH_SIZE, &[]),
         (COLD_START, &[]),
+        (EPISODE_ACTIONS, &[DIM_EPISODE_ACTION]),
+        (OPEN_EPISODES, &[DIM_SEVERITY]),
     ];
 }
 
@@ -60,6 +70,8 @@ pub mod spans {
     pub const TEMPERATURE_C: &str = "temperature_c";
     pub const REJECT_REASON: &str = "reject_reason";
     pub const OUTCOME: &str = "outcome";
+    /// What the reading did to its reactor's alert episode (`domain::episode::EpisodeAction`).
+    pub const EPISODE_ACTION: &str = "episode_action";
     /// A user record's position in its KPL aggregated record (the KCL's subsequence number);
     /// absent on a record that was not aggregated.
     pub const SUBSEQUENCE_NUMBER: &str = "subsequence_number";

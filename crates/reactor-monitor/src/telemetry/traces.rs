@@ -383,6 +383,9 @@ fn record_attributes(
         indexed.push(spans::REJECT_REASON.into());
     }
     attrs.push(KeyValue::new(spans::OUTCOME, outcome_name(&record.outcome)));
+    if let Some(action) = record.episode {
+        attrs.push(KeyValue::new(spans::EPISODE_ACTION, action.as_str()));
+    }
     attrs.push(KeyValue::new(
         spans::XRAY_ANNOTATIONS,
         Value::Array(Array::String(indexed)),
@@ -599,6 +602,7 @@ mod tests {
                     decoded_in: std::time::Duration::from_micros(3),
                     calls: Vec::new(),
                     outcome: Outcome::Stored,
+                    episode: None,
                 })
                 .collect(),
             requests: Vec::new(),

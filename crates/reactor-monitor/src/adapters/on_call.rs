@@ -1,0 +1,165 @@
+//! SNS: episode notifications for people on the on-call topic, apart from the alert topic's
+//! one message per hot reading. One message per transition, JSON, with attributes for
+//! subscription filter policies.
+
+use aws_sdk_sns::operation::RequestId;
+use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
+use serde::Serialize;
+
+use super::sdk_failure;
+use super::sns::{MAX_PUBLISH_BATCH_ENTRIES, SnsAlerts};
+use crate::domain::episode::Notification;
+use crate::ports::{FailureKind, Notice, OnCallPublisher, TransientError, note_request_id};
+
+/// Message attribute names of on-call messages, for subscription filter policies.
+pub mod attr {
+    /// `opened`, `escalated`, `repeated`, `resolved`, `silent`.
+    pub const ACTION: &str = "action";
+    pub const SEVERITY: &str = "severity";
+    pub const REACTOR: &str = "reactor";
+    /// The dedup key of an incident (PagerDuty `dedup_key`, Incident Manager `dedupString`).
+    pub const EPISODE_ID: &str = "episode_id";
+}
+
+const OPERATION: &str = "PublishBatch";
+
+/// Why a notice has no `traceparent` of the record's own span.
+pub const TRACE_NOTE: &str = "the record span is built after the batch: find it by reading.shard_id and reading.sequence_number (messaging.message.id); traceparent is the producer's, when it sent one";
+
+/// The message body of an on-call notification (JSON).
+#[derive(Debug, Serialize)]
+pub struct OnCallMessage<'a> {
+    #[serde(flatten)]
+    pub notification: &'a Notification,
+    /// The Kinesis record of the reading that caused it; absent for `silent`.
+    pub reading: Option<ReadingRef<'a>>,
+    /// W3C trace context of the reading's producer, when the payload carried one.
+    pub traceparent: Option<&'a str>,
+    pub trace_note: &'static str,
+}
+
+/// Where the reading sits in the stream.
+#[derive(Debug, Serialize)]
+pub struct ReadingRef<'a> {
+    pub shard_id: &'a str,
+    pub sequence_number: String,
+}
+
+impl SnsAlerts {
+    /// The JSON body of a notice.
+    pub fn on_call_message(notice: &Notice<'_>) -> String {
+        serde_json::to_string(&OnCallMessage {
+            notification: notice.notification,
+            reading: notice.origin.map(|o| ReadingRef {
+                shard_id: &o.shard_id,
+                sequence_number: o.sequence_number.to_string(),
+            }),
+            traceparent: notice.traceparent,
+            trace_note: TRACE_NOTE,
+        })
+        .expect("a notice serializes")
+    }
+
+    fn on_call_entry(
+        id: usize,
+        notice: &Notice<'_>,
+    ) -> Result<PublishBatchRequestEntry, TransientError> {
+        let n = notice.notification;
+        let invalid = |e| {
+            TransientError::new(OPERATION, FailureKind::Service, "invalid notice entry")
+                .with_source(e)
+        };
+        let string = |value: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+        };
+        PublishBatchRequestEntry::builder()
+            .id(id.to_string())
+            // ASCII only (SNS subjects): the reactor id is in the body and the attributes.
+            .subject(format!("{} {}", n.action, n.severity))
+            .message(Self::on_call_message(notice))
+            .message_attributes(attr::ACTION, string(n.action.as_str()).map_err(invalid)?)
+            .message_attributes(
+                attr::SEVERITY,
+                string(n.severity.as_str()).map_err(invalid)?,
+            )
+            .message_attributes(attr::REACTOR, string(&n.reactor).map_err(invalid)?)
+            .message_attributes(attr::EPISODE_ID, string(&n.episode_id).map_err(invalid)?)
+            .build()
+            .map_err(invalid)
+    }
+}
+
+impl OnCallPublisher for SnsAlerts {
+    const NOTIFY_OPERATION: &'static str = OPERATION;
+    const MAX_NOTIFY_BATCH: usize = MAX_PUBLISH_BATCH_ENTRIES;
+
+    async fn notify(&self, notices: &[Notice<'_>]) -> Vec<Result<String, TransientError>> {
+        let Some(topic) = self.on_call_topic_arn.as_deref() else {
+            let e = TransientError::new(
+                OPERATION,
+                FailureKind::Misconfigured,
+                "no on-call topic configured",
+            );
+            return vec![Err(e); notices.len()];
+        };
+        let entries: Result<Vec<_>, _> = notices
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Self::on_call_entry(i, n))
+            .collect();
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(e) => return vec![Err(e); notices.len()],
+        };
+        let response = self
+            .client
+            .publish_batch()
+            .topic_arn(topic)
+            .set_publish_batch_request_entries(Some(entries))
+            .send()
+            .await;
+        note_request_id(response.request_id());
+        let out = match response {
+            Ok(out) => out,
+            Err(e) => return vec![Err(sdk_failure(OPERATION, e)); notices.len()],
+        };
+        let mut results = vec![
+            Err(TransientError::new(
+                OPERATION,
+                FailureKind::Unprocessed,
+                "entry missing from the response"
+            ));
+            notices.len()
+        ];
+        for ok in out.successful.unwrap_or_default() {
+            if let Some(slot) = ok
+                .id
+                .as_deref()
+                .and_then(|id| id.parse::<usize>().ok())
+                .and_then(|i| results.get_mut(i))
+            {
+                *slot = Ok(ok.message_id.unwrap_or_default());
+            }
+        }
+        for failed in out.failed.unwrap_or_default() {
+            if let Ok(i) = failed.id.parse::<usize>()
+                && let Some(slot) = results.get_mut(i)
+            {
+                let kind = match super::failure_kind(&failed.code, failed.message.as_deref()) {
+                    // Never drop a page because SNS refused it: retry (and alarm on failures).
+                    FailureKind::Rejected | FailureKind::Service => FailureKind::Unprocessed,
+                    kind => kind,
+                };
+                *slot = Err(TransientError::new(
+                    OPERATION,
+                    kind,
+                    format!("{}: {}", failed.code, failed.message.unwrap_or_default()),
+                ));
+            }
+        }
+        results
+    }
+}
