@@ -4,8 +4,7 @@
 //! handler until Ctrl-C or SIGTERM, with a live view drawn from the spans it receives.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
-use std::io::{IsTerminal, Write as _};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,7 +13,6 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use aws_sdk_kinesis::types::ShardIteratorType;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::Deserialize;
@@ -24,16 +22,14 @@ use tokio::time::Instant;
 
 use crate::emulator::Emulator;
 use crate::esm::{self, Invoke, MappingProgress};
-use crate::otlp::{OtlpReceiver, ReceivedSpan, unique_flows};
-use crate::report::{self, FlowReport, Headline, Notable};
-use crate::resources::{self, ResourceNames, Resources};
+use crate::otlp::OtlpReceiver;
+use crate::report::{FlowReport, Headline};
+use crate::resources::{self, ResourceNames};
 use crate::run::{self, InProcessFunction, LocalOptions};
-use reactor_monitor::adapters::dynamodb::attr;
 use reactor_monitor::aws;
 use reactor_monitor::domain::SequenceNumber;
 use reactor_monitor::function::AwsFunction;
 use reactor_monitor::telemetry::function::MetricsSink;
-use reactor_monitor::telemetry::names::spans as names;
 use reactor_monitor::telemetry::traces::{self, TracePlan};
 
 /// How often the live view refreshes (and spans are flushed to the receiver).
@@ -43,13 +39,13 @@ const SPAN_WINDOW: usize = 10_000;
 const REFRESH: Duration = Duration::from_secs(1);
 /// Beyond the function timeout, how long stopping may wait for the batch in flight.
 const STOP_MARGIN: Duration = Duration::from_secs(15);
-/// Alerts and rejections the live view shows.
-const LIVE_RECENT: usize = 5;
-/// Record lines one refresh prints when stdout is not a terminal; the rest are counted.
-const LOG_LINES_PER_REFRESH: usize = 20;
-/// The reading of the tutorial, as the AWS CLI examples put it.
-pub const TUTORIAL_READING: &str =
-    r#"{"temp":750,"reactor":"reactor-1","date":"2020-03-07T16:29:50+02:00"}"#;
+
+mod banner;
+mod live_view;
+
+pub use banner::TUTORIAL_READING;
+use banner::banner;
+use live_view::LiveView;
 
 /// Where the event source mapping starts reading each shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -516,283 +512,4 @@ impl Invoke for Watched {
         }
         response
     }
-}
-
-fn banner(
-    endpoint: &str,
-    owns_emulator: bool,
-    region: &str,
-    resources: &Resources,
-    otlp_endpoint: &str,
-    starting_position: StartingPosition,
-    shards: usize,
-) -> String {
-    let names = &resources.names;
-    let aws = format!("aws --endpoint-url {endpoint} --region {region}");
-    let put = format!(
-        "{aws} kinesis put-record --stream-name {} --partition-key 1",
-        names.stream
-    );
-    let encoded = base64::engine::general_purpose::STANDARD.encode(TUTORIAL_READING);
-    let query = format!(
-        r#"{aws} dynamodb query --table-name {} --key-condition-expression '{} = :r AND {} BETWEEN :t1 AND :t2' --expression-attribute-values '{{":r":{{"S":"reactor-1"}},":t1":{{"S":"2020-03-07T14:00:00"}},":t2":{{"S":"2020-03-07T15:00:00~"}}}}'"#,
-        names.table,
-        attr::REACTOR,
-        attr::READING_ID
-    );
-    let mut out = String::new();
-    let _ = write!(
-        out,
-        "reactor-monitor up: the pipeline runs on 127.0.0.1 until Ctrl-C\n\n\
-         endpoint            {endpoint}  ({})\n\
-         stream              {}  ({shards} shard{}, from {starting_position})\n\
-         table               {}\n\
-         alert topic         {}\n\
-         on-call queue       {}  (subscribed to the alert topic)\n\
-         dead-letter bucket  {}\n\
-         spans (OTLP/HTTP)   {otlp_endpoint}/v1/traces\n\n\
-         Try it from another terminal with the AWS CLI (the emulator takes any credentials):\n\n\
-         export AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local\n\n\
-         # put the tutorial's reading (AWS CLI v2)\n\
-         {put} --cli-binary-format raw-in-base64-out --data '{TUTORIAL_READING}'\n\
-         # the same reading base64-encoded, the AWS CLI v2 default\n\
-         {put} --data {encoded}\n\
-         # AWS CLI v1 (pip install awscli) sends --data as it is: raw JSON, no --cli-binary-format\n\
-         {put} --data '{TUTORIAL_READING}'\n\
-         # every reading in the table\n\
-         {aws} dynamodb scan --table-name {}\n\
-         # reactor-1's readings between two instants (UTC)\n\
-         {query}\n\
-         # alerts delivered to on-call\n\
-         {aws} sqs receive-message --queue-url {} --message-attribute-names All --max-number-of-messages 10\n\
-         # payloads the function could not read: each object is the record byte for byte, its metadata says why\n\
-         {aws} s3 ls s3://{}/ --recursive\n\
-         # a steady flow of generated readings, like the Kinesis Data Generator\n\
-         reactor-monitor generate --endpoint {endpoint} --stream {} --rate 20 --duration 60\n",
-        if owns_emulator {
-            "started by up, stops with it"
-        } else {
-            "attached"
-        },
-        names.stream,
-        if shards == 1 { "" } else { "s" },
-        names.table,
-        resources.alert_topic_arn,
-        resources.on_call_queue_url,
-        names.dead_letter_bucket,
-        names.table,
-        resources.on_call_queue_url,
-        names.dead_letter_bucket,
-        names.stream,
-    );
-    out.push_str("\nwaiting for records (Ctrl-C stops)\n");
-    out
-}
-
-/// The live view: a frame redrawn in place on a terminal, log lines otherwise.
-struct LiveView {
-    terminal: bool,
-    /// Lines of the frame on screen, to move back over.
-    drawn: usize,
-    /// Spans already logged, counted since the start.
-    logged: usize,
-}
-
-impl LiveView {
-    fn new(terminal: bool) -> Self {
-        Self {
-            terminal,
-            drawn: 0,
-            logged: 0,
-        }
-    }
-
-    /// Text below the frame; the next frame starts under it.
-    fn note(&mut self, text: &str) {
-        println!("{}", text.trim_end());
-        self.drawn = 0;
-    }
-
-    fn refresh(
-        &mut self,
-        spans: &[ReceivedSpan],
-        total: usize,
-        shards: &BTreeMap<String, ShardWatch>,
-        progress: &MappingProgress,
-    ) {
-        if self.terminal {
-            self.redraw(&frame(spans, shards, progress));
-        } else {
-            self.log(spans, total, shards, progress);
-        }
-    }
-
-    fn redraw(&mut self, lines: &[String]) {
-        let mut out = String::new();
-        if self.drawn > 0 {
-            let _ = write!(out, "\x1b[{}A", self.drawn);
-        }
-        for line in lines {
-            let _ = write!(out, "\r{line}\x1b[K\n");
-        }
-        out.push_str("\x1b[J");
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(out.as_bytes());
-        let _ = stdout.flush();
-        self.drawn = lines.len();
-    }
-
-    fn log(
-        &mut self,
-        spans: &[ReceivedSpan],
-        total: usize,
-        shards: &BTreeMap<String, ShardWatch>,
-        progress: &MappingProgress,
-    ) {
-        let new = total.saturating_sub(self.logged).min(spans.len());
-        let fresh = &spans[spans.len() - new..];
-        self.logged = total;
-        let records: Vec<&ReceivedSpan> =
-            fresh.iter().filter(|s| s.name == names::RECORD).collect();
-        if records.is_empty() {
-            return;
-        }
-        for span in records.iter().take(LOG_LINES_PER_REFRESH) {
-            println!("{}", record_line(&Notable::of(span)));
-        }
-        if records.len() > LOG_LINES_PER_REFRESH {
-            println!(
-                "…         and {} more records",
-                records.len() - LOG_LINES_PER_REFRESH
-            );
-        }
-        println!("{}", totals_line(spans, shards, progress));
-    }
-
-    /// The last word: the final frame, or the totals, and the unique flows.
-    fn finish(
-        &mut self,
-        spans: &[ReceivedSpan],
-        total: usize,
-        shards: &BTreeMap<String, ShardWatch>,
-        progress: &MappingProgress,
-    ) {
-        if self.terminal {
-            self.drawn = 0;
-            self.redraw(&frame(spans, shards, progress));
-        } else {
-            self.log(spans, total, shards, progress);
-            print!("{}", report::flows_table(&unique_flows(spans)));
-        }
-    }
-}
-
-fn clock(unix_ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(unix_ms)
-        .map(|t| t.format("%H:%M:%S%.3f").to_string())
-        .unwrap_or_default()
-}
-
-fn record_line(record: &Notable) -> String {
-    let place = format!("{}/{}", record.shard_id, record.sequence_number);
-    let at = clock(record.at_unix_ms);
-    if record.failed {
-        return format!(
-            "failed    {at}  {:<11} {place}  reported for retry",
-            record.flow_type
-        );
-    }
-    if let Some(reason) = &record.reject_reason {
-        return format!(
-            "rejected  {at}  {reason:<26} {:>7} bytes  {place}",
-            record.payload_bytes.unwrap_or(0)
-        );
-    }
-    let reading = format!(
-        "{:<12} {:>8} °C",
-        record.reactor.as_deref().unwrap_or_default(),
-        record.temperature_c.unwrap_or(f64::NAN)
-    );
-    match &record.severity {
-        Some(severity) => format!("alert     {at}  {severity:<10} {reading}  {place}"),
-        None => format!("stored    {at}  {:<10} {reading}  {place}", ""),
-    }
-}
-
-fn totals_line(
-    spans: &[ReceivedSpan],
-    shards: &BTreeMap<String, ShardWatch>,
-    progress: &MappingProgress,
-) -> String {
-    let flows: Vec<String> = unique_flows(spans)
-        .iter()
-        .map(|row| format!("{} {}", row.flow_type, row.count))
-        .collect();
-    let ages: Vec<String> = shards
-        .iter()
-        .map(|(shard, watch)| format!("{shard} {}", age_text(watch)))
-        .collect();
-    format!(
-        "flows     {} | invocations {} | iterator age {}",
-        flows.join(" · "),
-        progress.invocations.load(Ordering::Relaxed),
-        ages.join(", ")
-    )
-}
-
-fn age_text(watch: &ShardWatch) -> String {
-    watch
-        .iterator_age_ms
-        .map_or_else(|| "-".to_string(), |ms| format!("{ms} ms"))
-}
-
-fn frame(
-    spans: &[ReceivedSpan],
-    shards: &BTreeMap<String, ShardWatch>,
-    progress: &MappingProgress,
-) -> Vec<String> {
-    let records = spans.iter().filter(|s| s.name == names::RECORD).count();
-    let mut lines = vec![
-        format!(
-            "── live {} UTC · {records} record spans · {} invocations · {} spans · Ctrl-C stops",
-            Utc::now().format("%H:%M:%S"),
-            progress.invocations.load(Ordering::Relaxed),
-            spans.len()
-        ),
-        String::new(),
-    ];
-    lines.extend(
-        report::flows_table(&unique_flows(spans))
-            .lines()
-            .map(str::to_string),
-    );
-    for (title, recent) in [
-        ("last alerts", report::latest_alerts(spans, LIVE_RECENT)),
-        (
-            "last rejections",
-            report::latest_rejections(spans, LIVE_RECENT),
-        ),
-    ] {
-        lines.push(String::new());
-        lines.push(title.to_string());
-        if recent.is_empty() {
-            lines.push("  none yet".to_string());
-        }
-        lines.extend(recent.iter().map(|n| format!("  {}", record_line(n))));
-    }
-    lines.push(String::new());
-    lines.push("iterator age per shard (age of the last record delivered)".to_string());
-    for (shard, watch) in shards {
-        let last = watch
-            .delivered_at
-            .map(|t| format!(", last at {}", t.format("%H:%M:%S")))
-            .unwrap_or_default();
-        lines.push(format!(
-            "  {shard}  {:>8}  ({} records in {} batches{last})",
-            age_text(watch),
-            watch.records,
-            watch.batches
-        ));
-    }
-    lines
 }
