@@ -18,7 +18,7 @@ pub(super) fn banner(
     region: &str,
     resources: &Resources,
     otlp_endpoint: &str,
-    starting_position: StartingPosition,
+    starting_position: &StartingPosition,
     shards: usize,
 ) -> String {
     let names = &resources.names;

@@ -8,8 +8,7 @@ use std::sync::atomic::Ordering;
 
 use chrono::{DateTime, Utc};
 
-use super::ShardWatch;
-use crate::esm::MappingProgress;
+use crate::esm::{MappingProgress, ShardProgress};
 use crate::otlp::{ReceivedSpan, unique_flows};
 use crate::report::{self, Notable};
 use reactor_monitor::telemetry::names::spans as names;
@@ -47,7 +46,7 @@ impl LiveView {
         &mut self,
         spans: &[ReceivedSpan],
         total: usize,
-        shards: &BTreeMap<String, ShardWatch>,
+        shards: &BTreeMap<String, ShardProgress>,
         progress: &MappingProgress,
     ) {
         if self.terminal {
@@ -76,7 +75,7 @@ impl LiveView {
         &mut self,
         spans: &[ReceivedSpan],
         total: usize,
-        shards: &BTreeMap<String, ShardWatch>,
+        shards: &BTreeMap<String, ShardProgress>,
         progress: &MappingProgress,
     ) {
         let new = total.saturating_sub(self.logged).min(spans.len());
@@ -104,7 +103,7 @@ impl LiveView {
         &mut self,
         spans: &[ReceivedSpan],
         total: usize,
-        shards: &BTreeMap<String, ShardWatch>,
+        shards: &BTreeMap<String, ShardProgress>,
         progress: &MappingProgress,
     ) {
         if self.terminal {
@@ -151,7 +150,7 @@ fn record_line(record: &Notable) -> String {
 
 fn totals_line(
     spans: &[ReceivedSpan],
-    shards: &BTreeMap<String, ShardWatch>,
+    shards: &BTreeMap<String, ShardProgress>,
     progress: &MappingProgress,
 ) -> String {
     let flows: Vec<String> = unique_flows(spans)
@@ -170,7 +169,7 @@ fn totals_line(
     )
 }
 
-fn age_text(watch: &ShardWatch) -> String {
+fn age_text(watch: &ShardProgress) -> String {
     watch
         .iterator_age_ms
         .map_or_else(|| "-".to_string(), |ms| format!("{ms} ms"))
@@ -178,7 +177,7 @@ fn age_text(watch: &ShardWatch) -> String {
 
 fn frame(
     spans: &[ReceivedSpan],
-    shards: &BTreeMap<String, ShardWatch>,
+    shards: &BTreeMap<String, ShardProgress>,
     progress: &MappingProgress,
 ) -> Vec<String> {
     let records = spans.iter().filter(|s| s.name == names::RECORD).count();

@@ -3,7 +3,6 @@
 //! ready-to-paste AWS CLI commands, then runs the event source mapping over the shipped
 //! handler until Ctrl-C or SIGTERM, with a live view drawn from the spans it receives.
 
-use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -12,10 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use aws_sdk_kinesis::types::ShardIteratorType;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use serde::Deserialize;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -27,7 +24,7 @@ use crate::report::{FlowReport, Headline};
 use crate::resources::{self, ResourceNames};
 use crate::run::{self, InProcessFunction, LocalOptions};
 use reactor_monitor::aws;
-use reactor_monitor::domain::SequenceNumber;
+use reactor_monitor::config::Config;
 use reactor_monitor::function::AwsFunction;
 use reactor_monitor::telemetry::function::MetricsSink;
 use reactor_monitor::telemetry::traces::{self, TracePlan};
@@ -47,36 +44,8 @@ pub use banner::TUTORIAL_READING;
 use banner::banner;
 use live_view::LiveView;
 
-/// Where the event source mapping starts reading each shard.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum StartingPosition {
-    /// Every record the stream still holds (the template's choice).
-    #[default]
-    TrimHorizon,
-    /// Only records put after `up` started.
-    Latest,
-}
-
-impl std::str::FromStr for StartingPosition {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().replace('_', "-").as_str() {
-            "trim-horizon" => Ok(Self::TrimHorizon),
-            "latest" => Ok(Self::Latest),
-            _ => Err(format!("{s:?} is not trim-horizon or latest")),
-        }
-    }
-}
-
-impl std::fmt::Display for StartingPosition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::TrimHorizon => "TRIM_HORIZON",
-            Self::Latest => "LATEST",
-        })
-    }
-}
+/// Where `up` starts reading each shard: `--starting-position`.
+pub use crate::esm::StartingPosition;
 
 #[derive(Debug, Clone)]
 pub struct UpOptions {
@@ -153,44 +122,16 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
     let started = Utc::now();
     let sdk = aws::local_sdk_config(endpoint).await;
     let resources = resources::create(&sdk, &options.names, options.shards).await?;
-    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
-    let shard_ids = shard_ids(&kinesis, &resources.stream_arn).await?;
-    let starting_positions = match options.starting_position {
-        StartingPosition::TrimHorizon => HashMap::new(),
-        StartingPosition::Latest => {
-            last_sequence_numbers(&kinesis, &resources.stream_arn, &shard_ids).await?
-        }
-    };
     let receiver = OtlpReceiver::start_bounded(SPAN_WINDOW).await?;
     let provider = traces::otlp_provider(Some(&receiver.endpoint))?;
     let config = run::function_config(&resources, options.trace_plan);
-    let function = Arc::new(Watched {
-        function: InProcessFunction {
-            function: AwsFunction::from_config(
-                &config,
-                &sdk,
-                Some(provider.clone()),
-                MetricsSink::Collect(Mutex::default()),
-            ),
-            summary: None,
-            invoked_function_arn: InProcessFunction::arn(&run::region_of(&sdk)),
-        },
-        shards: Mutex::new(
-            shard_ids
-                .iter()
-                .map(|id| (id.clone(), ShardWatch::default()))
-                .collect(),
-        ),
-        skip_through: starting_positions
-            .iter()
-            .map(|(shard, seq)| (shard.clone(), SequenceNumber::new(seq.as_str())))
-            .collect(),
-    });
+    let function = Arc::new(UpFunction::new(&config, &sdk, &provider));
     let mut settings = run::mapping_settings(&options.mapping_options(), &resources, &sdk, &[]);
-    settings.starting_positions = starting_positions;
-    settings.only_started_shards = false;
-
+    settings.starting_position = options.starting_position.clone();
     let region = settings.region.clone();
+    // Opened before the banner: a LATEST start reads every record put once it is printed.
+    let mapping = esm::Mapping::open(aws_sdk_kinesis::Client::new(&sdk), settings).await?;
+
     let mut view = LiveView::new(std::io::stdout().is_terminal());
     view.note(&banner(
         endpoint,
@@ -198,19 +139,12 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
         &region,
         &resources,
         &receiver.endpoint,
-        options.starting_position,
-        shard_ids.len(),
+        &options.starting_position,
+        mapping.shard_ids().len(),
     ));
     let progress = Arc::new(MappingProgress::default());
-    let mapping = tokio::spawn(esm::run(
-        kinesis,
-        aws::s3_client(&sdk),
-        settings,
-        function.clone(),
-        progress.clone(),
-    ));
+    let mapping = tokio::spawn(mapping.run(aws::s3_client(&sdk), function, progress.clone()));
     let session = Session {
-        function: &function,
         progress: &progress,
         receiver: &receiver,
         provider: &provider,
@@ -225,7 +159,7 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
     view.finish(
         &spans,
         receiver.total_received(),
-        &function.shards(),
+        &progress.shards(),
         &progress,
     );
     if let Some(path) = &options.report {
@@ -238,7 +172,6 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
 
 /// What the live view watches while the mapping runs.
 struct Session<'a> {
-    function: &'a Watched,
     progress: &'a MappingProgress,
     receiver: &'a OtlpReceiver,
     provider: &'a SdkTracerProvider,
@@ -271,7 +204,7 @@ impl Session<'_> {
                     view.refresh(
                         &self.receiver.spans(),
                         self.receiver.total_received(),
-                        &self.function.shards(),
+                        &self.progress.shards(),
                         self.progress,
                     );
                 }
@@ -329,180 +262,35 @@ async fn reachable(endpoint: &str) -> bool {
     )
 }
 
-async fn shard_ids(
-    kinesis: &aws_sdk_kinesis::Client,
-    stream_arn: &str,
-) -> anyhow::Result<Vec<String>> {
-    let out = kinesis
-        .list_shards()
-        .stream_arn(stream_arn)
-        .send()
-        .await
-        .context("listing shards")?;
-    Ok(out
-        .shards()
-        .iter()
-        .map(|s| s.shard_id().to_string())
-        .collect())
-}
-
-/// The last sequence number each shard holds now: a LATEST start begins after it.
-async fn last_sequence_numbers(
-    kinesis: &aws_sdk_kinesis::Client,
-    stream_arn: &str,
-    shard_ids: &[String],
-) -> anyhow::Result<HashMap<String, String>> {
-    let mut last = HashMap::new();
-    for shard in shard_ids {
-        let mut iterator = kinesis
-            .get_shard_iterator()
-            .stream_arn(stream_arn)
-            .shard_id(shard)
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .context("getting a shard iterator")?
-            .shard_iterator;
-        while let Some(it) = iterator {
-            let out = kinesis
-                .get_records()
-                .stream_arn(stream_arn)
-                .shard_iterator(it)
-                .limit(10_000)
-                .send()
-                .await
-                .context("reading the shard to its end")?;
-            let Some(record) = out.records.last() else {
-                break;
-            };
-            last.insert(shard.clone(), record.sequence_number().to_string());
-            iterator = out.next_shard_iterator;
-        }
-    }
-    Ok(last)
-}
-
-/// The function as `up` invokes it: notes each shard's iterator age, and drops the records
-/// that were in the stream before a LATEST start.
-struct Watched {
+/// The function as `up` invokes it: the shipped function, in process, whose EMF lines are
+/// checked as CloudWatch reads them.
+struct UpFunction {
     function: InProcessFunction,
-    shards: Mutex<BTreeMap<String, ShardWatch>>,
-    skip_through: HashMap<String, SequenceNumber>,
 }
 
-/// What the mapping delivered from one shard.
-#[derive(Debug, Clone, Default)]
-struct ShardWatch {
-    batches: usize,
-    records: usize,
-    last_sequence_number: String,
-    /// Age of the batch's last record when it was delivered: Lambda's `IteratorAge`.
-    iterator_age_ms: Option<i64>,
-    delivered_at: Option<DateTime<Utc>>,
-}
-
-/// The parts of a Kinesis event the watcher reads.
-#[derive(Deserialize)]
-struct EventBatch {
-    #[serde(rename = "Records")]
-    records: Vec<EventRecord>,
-}
-
-#[derive(Deserialize)]
-struct EventRecord {
-    #[serde(rename = "eventID")]
-    event_id: String,
-    kinesis: EventKinesis,
-}
-
-#[derive(Deserialize)]
-struct EventKinesis {
-    #[serde(rename = "sequenceNumber")]
-    sequence_number: String,
-    #[serde(rename = "approximateArrivalTimestamp")]
-    arrival_seconds: Option<f64>,
-}
-
-impl EventRecord {
-    fn shard_id(&self) -> &str {
-        self.event_id
-            .split_once(':')
-            .map_or(self.event_id.as_str(), |(shard, _)| shard)
-    }
-}
-
-impl Watched {
-    fn shards(&self) -> BTreeMap<String, ShardWatch> {
-        self.shards.lock().expect("shards lock").clone()
-    }
-
-    fn after_start(&self, record: &EventRecord) -> bool {
-        self.skip_through
-            .get(record.shard_id())
-            .is_none_or(|through| {
-                SequenceNumber::new(record.kinesis.sequence_number.as_str()) > *through
-            })
-    }
-
-    /// The event without the records at or before a LATEST start; `None` when none is left.
-    fn without_skipped(
-        &self,
-        batch: &EventBatch,
-        event: Vec<u8>,
-    ) -> Result<Option<Vec<u8>>, String> {
-        if batch.records.iter().all(|r| self.after_start(r)) {
-            return Ok(Some(event));
+impl UpFunction {
+    fn new(config: &Config, sdk: &aws_config::SdkConfig, provider: &SdkTracerProvider) -> Self {
+        Self {
+            function: InProcessFunction {
+                function: AwsFunction::from_config(
+                    config,
+                    sdk,
+                    Some(provider.clone()),
+                    MetricsSink::Collect(Mutex::default()),
+                ),
+                summary: None,
+                invoked_function_arn: InProcessFunction::arn(&run::region_of(sdk)),
+            },
         }
-        let kept: Vec<bool> = batch.records.iter().map(|r| self.after_start(r)).collect();
-        if !kept.contains(&true) {
-            return Ok(None);
-        }
-        let mut value: serde_json::Value =
-            serde_json::from_slice(&event).map_err(|e| e.to_string())?;
-        if let Some(records) = value.get_mut("Records").and_then(|r| r.as_array_mut()) {
-            let mut keep = kept.into_iter();
-            records.retain(|_| keep.next().unwrap_or(true));
-        }
-        serde_json::to_vec(&value)
-            .map(Some)
-            .map_err(|e| e.to_string())
-    }
-
-    fn note_delivery(&self, batch: &EventBatch) {
-        let delivered: Vec<&EventRecord> = batch
-            .records
-            .iter()
-            .filter(|r| self.after_start(r))
-            .collect();
-        let Some(last) = delivered.last() else {
-            return;
-        };
-        let now = Utc::now();
-        let mut shards = self.shards.lock().expect("shards lock");
-        let watch = shards.entry(last.shard_id().to_string()).or_default();
-        watch.batches += 1;
-        watch.records += delivered.len();
-        watch.last_sequence_number = last.kinesis.sequence_number.clone();
-        watch.iterator_age_ms = last
-            .kinesis
-            .arrival_seconds
-            .map(|s| (now.timestamp_millis() - (s * 1000.0) as i64).max(0));
-        watch.delivered_at = Some(now);
     }
 }
 
-impl Invoke for Watched {
+impl Invoke for UpFunction {
     async fn invoke(
         &self,
         event: Vec<u8>,
         deadline: Instant,
     ) -> Result<KinesisEventResponse, String> {
-        let batch: EventBatch =
-            serde_json::from_slice(&event).map_err(|e| format!("invalid event: {e}"))?;
-        let Some(event) = self.without_skipped(&batch, event)? else {
-            return Ok(KinesisEventResponse::default());
-        };
-        self.note_delivery(&batch);
         let response = self.function.invoke(event, deadline).await;
         // `up` runs for ever: the EMF lines (what CloudWatch would receive) are checked as
         // CloudWatch reads them, not kept.
