@@ -63,64 +63,18 @@ impl Resources {
     }
 }
 
+/// Creates the template's resources that are not there yet (stream, table, alert topic,
+/// dead-letter and on-failure buckets, on-call queue subscribed to the topic) and waits for
+/// the stream to be ACTIVE. Idempotent: a second call finds them and creates nothing.
+/// Errors name the resource and the call that failed.
 pub async fn create(
     sdk: &aws_config::SdkConfig,
     names: &ResourceNames,
     shards: u32,
 ) -> anyhow::Result<Resources> {
-    let kinesis = aws_sdk_kinesis::Client::new(sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sns = aws_sdk_sns::Client::new(sdk);
-    let sqs = aws_sdk_sqs::Client::new(sdk);
-    let s3 = s3_client(sdk);
-
-    let existing = kinesis
-        .list_streams()
-        .send()
-        .await
-        .context("listing streams")?;
-    if !existing.stream_names().contains(&names.stream) {
-        kinesis
-            .create_stream()
-            .stream_name(&names.stream)
-            .shard_count(shards as i32)
-            .send()
-            .await
-            .with_context(|| format!("creating stream {}", names.stream))?;
-    }
-    // The SDK's waiter: DescribeStream until ACTIVE, with backoff, within a time limit.
-    let stream = kinesis
-        .wait_until_stream_exists()
-        .stream_name(&names.stream)
-        .wait(STREAM_ACTIVE_TIMEOUT)
-        .await
-        .with_context(|| format!("waiting for stream {} to become ACTIVE", names.stream))?
-        .into_result()
-        .context("the stream did not become ACTIVE")?;
-    let stream_arn = stream
-        .stream_description
-        .context("no stream description")?
-        .stream_arn;
-
-    let tables = dynamodb
-        .list_tables()
-        .send()
-        .await
-        .context("listing tables")?;
-    if !tables.table_names().contains(&names.table) {
-        dynamodb
-            .create_table()
-            .table_name(&names.table)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute(attr::REACTOR)?)
-            .attribute_definitions(attribute(attr::READING_ID)?)
-            .key_schema(key(attr::REACTOR, KeyType::Hash)?)
-            .key_schema(key(attr::READING_ID, KeyType::Range)?)
-            .send()
-            .await
-            .with_context(|| format!("creating table {}", names.table))?;
-    }
-
+    let stream_arn = stream(&aws_sdk_kinesis::Client::new(sdk), &names.stream, shards).await?;
+    table(&aws_sdk_dynamodb::Client::new(sdk), &names.table).await?;
     // CreateTopic and CreateQueue are idempotent.
     let alert_topic_arn = sns
         .create_topic()
@@ -130,7 +84,97 @@ pub async fn create(
         .context("creating the alert topic")?
         .topic_arn
         .context("no topic ARN")?;
-    let buckets = s3.list_buckets().send().await.context("listing buckets")?;
+    buckets(
+        &s3_client(sdk),
+        [&names.dead_letter_bucket, &names.on_failure_bucket],
+    )
+    .await?;
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let (on_call_queue_url, on_call_queue_arn) = queue(&sqs, &names.on_call_queue).await?;
+    subscribe_queue(&sns, &alert_topic_arn, &on_call_queue_arn).await?;
+    Ok(Resources {
+        names: names.clone(),
+        stream_arn,
+        alert_topic_arn,
+        on_call_queue_url,
+    })
+}
+
+/// The stream, created with `shards` shards when absent; its ARN once it is ACTIVE.
+async fn stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    name: &str,
+    shards: u32,
+) -> anyhow::Result<String> {
+    let mut pages = kinesis.list_streams().into_paginator().send();
+    let mut exists = false;
+    while let Some(page) = pages.next().await {
+        exists |= page
+            .context("listing streams")?
+            .stream_names()
+            .iter()
+            .any(|s| s == name);
+    }
+    if !exists {
+        kinesis
+            .create_stream()
+            .stream_name(name)
+            .shard_count(shards as i32)
+            .send()
+            .await
+            .with_context(|| format!("creating stream {name}"))?;
+    }
+    // The SDK's waiter: DescribeStream until ACTIVE, with backoff, within a time limit.
+    let stream = kinesis
+        .wait_until_stream_exists()
+        .stream_name(name)
+        .wait(STREAM_ACTIVE_TIMEOUT)
+        .await
+        .with_context(|| format!("waiting for stream {name} to become ACTIVE"))?
+        .into_result()
+        .context("the stream did not become ACTIVE")?;
+    Ok(stream
+        .stream_description
+        .context("no stream description")?
+        .stream_arn)
+}
+
+/// The table of readings and the alert ledger, created when absent.
+async fn table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+    let tables: Vec<String> = dynamodb
+        .list_tables()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .context("listing tables")?;
+    if !tables.iter().any(|t| t == name) {
+        dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(attribute(attr::REACTOR)?)
+            .attribute_definitions(attribute(attr::READING_ID)?)
+            .key_schema(key(attr::REACTOR, KeyType::Hash)?)
+            .key_schema(key(attr::READING_ID, KeyType::Range)?)
+            .send()
+            .await
+            .with_context(|| format!("creating table {name}"))?;
+    }
+    Ok(())
+}
+
+/// The buckets, created when absent, in the client's region.
+async fn buckets(s3: &aws_sdk_s3::Client, names: [&String; 2]) -> anyhow::Result<()> {
+    let existing: Vec<aws_sdk_s3::types::Bucket> = s3
+        .list_buckets()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .context("listing buckets")?;
     // Outside us-east-1, S3 requires the region as the bucket's location constraint
     // (S3 API reference, CreateBucket: CreateBucketConfiguration.LocationConstraint).
     let constraint = s3
@@ -145,12 +189,8 @@ pub async fn create(
                 ))
                 .build()
         });
-    for bucket in [&names.dead_letter_bucket, &names.on_failure_bucket] {
-        if !buckets
-            .buckets()
-            .iter()
-            .any(|b| b.name() == Some(bucket.as_str()))
-        {
+    for bucket in names {
+        if !existing.iter().any(|b| b.name() == Some(bucket.as_str())) {
             s3.create_bucket()
                 .bucket(bucket)
                 .set_create_bucket_configuration(constraint.clone())
@@ -159,34 +199,37 @@ pub async fn create(
                 .with_context(|| format!("creating bucket {bucket}"))?;
         }
     }
-    let (on_call_queue_url, on_call_queue_arn) = queue(&sqs, &names.on_call_queue).await?;
+    Ok(())
+}
 
-    let subscribed = sns
+/// Subscribes the queue to the topic unless it already is.
+async fn subscribe_queue(
+    sns: &aws_sdk_sns::Client,
+    topic_arn: &str,
+    queue_arn: &str,
+) -> anyhow::Result<()> {
+    let subscriptions: Vec<aws_sdk_sns::types::Subscription> = sns
         .list_subscriptions_by_topic()
-        .topic_arn(&alert_topic_arn)
+        .topic_arn(topic_arn)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .context("listing subscriptions")?;
-    if !subscribed
-        .subscriptions()
+    if !subscriptions
         .iter()
-        .any(|s| s.endpoint() == Some(on_call_queue_arn.as_str()))
+        .any(|s| s.endpoint() == Some(queue_arn))
     {
         sns.subscribe()
-            .topic_arn(&alert_topic_arn)
+            .topic_arn(topic_arn)
             .protocol("sqs")
-            .endpoint(&on_call_queue_arn)
+            .endpoint(queue_arn)
             .send()
             .await
             .context("subscribing the on-call queue to the alert topic")?;
     }
-
-    Ok(Resources {
-        names: names.clone(),
-        stream_arn,
-        alert_topic_arn,
-        on_call_queue_url,
-    })
+    Ok(())
 }
 
 fn attribute(name: &str) -> anyhow::Result<AttributeDefinition> {
