@@ -1,17 +1,21 @@
 //! An emulated Kinesis event source mapping: polls shards with the real Kinesis API, builds
 //! events exactly as Lambda does, and honours batch size, batching window, partial-failure
 //! checkpointing, bisect on error, bounded retries, record age and an on-failure destination.
+//! It owns the mapping's concepts: where each shard starts (`StartingPosition`), and what it
+//! has delivered from each shard, with Lambda's iterator age (`MappingProgress::shards`).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
-use std::sync::Arc;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord, KinesisRecord};
 use aws_lambda_events::event::streams::KinesisEventResponse;
+use aws_sdk_kinesis::operation::get_shard_iterator::builders::GetShardIteratorFluentBuilder;
 use aws_sdk_kinesis::types::{Record, ShardIteratorType};
-use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 use tokio::time::Instant;
@@ -25,6 +29,94 @@ const MAX_GET_RECORDS: i32 = 10_000;
 const IDLE_POLL: Duration = Duration::from_millis(200);
 const RETRY_BASE_DELAY: Duration = Duration::from_millis(100);
 const RETRY_MAX_DELAY: Duration = Duration::from_secs(2);
+/// ListShards returns up to 1,000 shards a page (its default `MaxResults`): 100 pages hold
+/// far more shards than a stream's quota allows.
+const MAX_LIST_SHARDS_PAGES: usize = 100;
+/// The execution role the local events name as `invokeIdentityArn`.
+const LOCAL_ROLE_ARN: &str = "arn:aws:iam::123456789012:role/reactor-monitor-local";
+
+/// Where the mapping starts reading each shard: the mapping's `StartingPosition`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StartingPosition {
+    /// The oldest record each shard still holds (the template's choice).
+    #[default]
+    TrimHorizon,
+    /// Only records put after the mapping opened (`Mapping::open`).
+    Latest,
+    /// The first record that arrived at or after this instant
+    /// (`StartingPositionTimestamp`); shards with none wait for new records.
+    AtTimestamp(DateTime<Utc>),
+    /// Not a Lambda setting: each named shard from a sequence number (shard id → sequence
+    /// number, that record included), as a mapping resumes from its checkpoints; shards not
+    /// named are not read. `local` starts at the first record it produced.
+    AtSequenceNumbers(BTreeMap<String, String>),
+}
+
+impl StartingPosition {
+    /// The GetShardIterator request that starts `shard_id` here; `None` when this position
+    /// does not read that shard.
+    fn iterator_request(
+        &self,
+        request: GetShardIteratorFluentBuilder,
+        shard_id: &str,
+    ) -> Option<GetShardIteratorFluentBuilder> {
+        Some(match self {
+            Self::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            Self::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+            Self::AtTimestamp(at) => request
+                .shard_iterator_type(ShardIteratorType::AtTimestamp)
+                .timestamp(aws_sdk_kinesis::primitives::DateTime::from_millis(
+                    at.timestamp_millis(),
+                )),
+            Self::AtSequenceNumbers(first) => request
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+                .starting_sequence_number(first.get(shard_id)?),
+        })
+    }
+}
+
+/// A starting position that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not trim-horizon, latest or at-timestamp=<RFC 3339 instant>")]
+pub struct StartingPositionError(String);
+
+impl FromStr for StartingPosition {
+    type Err = StartingPositionError;
+
+    /// `trim-horizon`, `latest` or `at-timestamp=2026-11-25T10:00:00Z` (any case, `_` for `-`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let normal = s.trim().to_ascii_lowercase().replace('_', "-");
+        match normal.as_str() {
+            "trim-horizon" => Ok(Self::TrimHorizon),
+            "latest" => Ok(Self::Latest),
+            _ => normal
+                .strip_prefix("at-timestamp=")
+                .and_then(|_| DateTime::parse_from_rfc3339(&s.trim()["at-timestamp=".len()..]).ok())
+                .map(|at| Self::AtTimestamp(at.with_timezone(&Utc)))
+                .ok_or_else(|| StartingPositionError(s.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for StartingPosition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TrimHorizon => f.write_str("TRIM_HORIZON"),
+            Self::Latest => f.write_str("LATEST"),
+            Self::AtTimestamp(at) => write!(
+                f,
+                "AT_TIMESTAMP {}",
+                at.to_rfc3339_opts(SecondsFormat::Millis, true)
+            ),
+            Self::AtSequenceNumbers(first) => write!(
+                f,
+                "AT_SEQUENCE_NUMBER on {} shard{}",
+                first.len(),
+                if first.len() == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
 
 /// The event source mapping's settings, named as in the template.
 #[derive(Debug, Clone)]
@@ -40,11 +132,8 @@ pub struct MappingSettings {
     pub on_failure_bucket: Option<String>,
     /// The function's timeout: each invocation's deadline.
     pub function_timeout: Duration,
-    /// Where to start reading each shard; shards not named start at `TRIM_HORIZON`, as in
-    /// the template. A run that produced its own records starts at the first of them.
-    pub starting_positions: HashMap<String, String>,
-    /// Poll only the shards named in `starting_positions`.
-    pub only_started_shards: bool,
+    /// Where to start reading each shard.
+    pub starting_position: StartingPosition,
 }
 
 /// A Lambda function as the mapping sees it: event JSON in, response or error out.
@@ -70,6 +159,33 @@ pub struct MappingProgress {
     pub get_records_calls: AtomicUsize,
     pub put_records_calls: AtomicUsize,
     pub stop: AtomicBool,
+    /// What was delivered from each shard read, by shard id; see `shards`.
+    pub by_shard: Mutex<BTreeMap<String, ShardProgress>>,
+}
+
+impl MappingProgress {
+    /// What was delivered from each shard the mapping reads, by shard id: every shard is
+    /// listed from the moment the mapping runs, with zero counts until its first batch.
+    pub fn shards(&self) -> BTreeMap<String, ShardProgress> {
+        self.by_shard.lock().expect("shard progress lock").clone()
+    }
+}
+
+/// What the mapping delivered from one shard, redeliveries included.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ShardProgress {
+    /// Invocations with this shard's records.
+    pub batches: usize,
+    /// Records delivered in them.
+    pub records: usize,
+    /// The sequence number of the last record delivered.
+    pub last_sequence_number: String,
+    /// Lambda's `IteratorAge` at the last invocation, in milliseconds: when the function was
+    /// invoked, how long ago the batch's last record arrived in the stream (its
+    /// `ApproximateArrivalTimestamp`). `None` before the first batch.
+    pub iterator_age_ms: Option<u64>,
+    /// When the last batch was delivered.
+    pub delivered_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Clone)]
@@ -78,7 +194,8 @@ struct Segment {
     attempts: u32,
 }
 
-/// Polls every shard of the stream until `progress.stop` is set and the shard is drained.
+/// Opens the mapping and polls every shard it reads until `progress.stop` is set and the
+/// shard is drained.
 pub async fn run<I: Invoke + 'static>(
     kinesis: aws_sdk_kinesis::Client,
     s3: aws_sdk_s3::Client,
@@ -86,34 +203,118 @@ pub async fn run<I: Invoke + 'static>(
     invoker: Arc<I>,
     progress: Arc<MappingProgress>,
 ) -> anyhow::Result<()> {
-    let shards = kinesis
-        .list_shards()
-        .stream_arn(&settings.stream_arn)
-        .send()
+    Mapping::open(kinesis, settings)
+        .await?
+        .run(s3, invoker, progress)
         .await
-        .context("listing shards")?;
-    let settings = Arc::new(settings);
-    let mut pollers = tokio::task::JoinSet::new();
-    for shard in shards.shards() {
-        if settings.only_started_shards
-            && !settings.starting_positions.contains_key(shard.shard_id())
-        {
-            continue;
+}
+
+/// A mapping whose shards are positioned: where `LATEST` and `AT_TIMESTAMP` start is fixed
+/// when it opens, as when a mapping is created, however long it then waits to run.
+pub struct Mapping {
+    kinesis: aws_sdk_kinesis::Client,
+    settings: Arc<MappingSettings>,
+    /// Each shard read, with its first shard iterator (`None`: closed and empty).
+    shards: Vec<(String, Option<String>)>,
+}
+
+impl Mapping {
+    /// Lists the stream's shards and takes a shard iterator at the starting position for
+    /// each shard it reads. Errors: the stream cannot be listed, or a shard not positioned.
+    pub async fn open(
+        kinesis: aws_sdk_kinesis::Client,
+        settings: MappingSettings,
+    ) -> anyhow::Result<Self> {
+        let mut shards = Vec::new();
+        for shard_id in shard_ids(&kinesis, &settings.stream_arn).await? {
+            let request = kinesis
+                .get_shard_iterator()
+                .stream_arn(&settings.stream_arn)
+                .shard_id(&shard_id);
+            let Some(request) = settings
+                .starting_position
+                .iterator_request(request, &shard_id)
+            else {
+                continue;
+            };
+            let iterator = request
+                .send()
+                .await
+                .with_context(|| format!("getting a shard iterator for {shard_id}"))?
+                .shard_iterator;
+            shards.push((shard_id, iterator));
         }
-        let poller = ShardPoller {
-            kinesis: kinesis.clone(),
-            s3: s3.clone(),
-            settings: settings.clone(),
-            invoker: invoker.clone(),
-            progress: progress.clone(),
-            shard_id: shard.shard_id().to_string(),
+        Ok(Self {
+            kinesis,
+            settings: Arc::new(settings),
+            shards,
+        })
+    }
+
+    /// The shards this mapping reads.
+    pub fn shard_ids(&self) -> Vec<&str> {
+        self.shards.iter().map(|(id, _)| id.as_str()).collect()
+    }
+
+    /// Polls every shard it reads until `progress.stop` is set and the shard is drained.
+    pub async fn run<I: Invoke + 'static>(
+        self,
+        s3: aws_sdk_s3::Client,
+        invoker: Arc<I>,
+        progress: Arc<MappingProgress>,
+    ) -> anyhow::Result<()> {
+        progress
+            .by_shard
+            .lock()
+            .expect("shard progress lock")
+            .extend(
+                self.shards
+                    .iter()
+                    .map(|(id, _)| (id.clone(), ShardProgress::default())),
+            );
+        let mut pollers = tokio::task::JoinSet::new();
+        for (shard_id, iterator) in self.shards {
+            let poller = ShardPoller {
+                kinesis: self.kinesis.clone(),
+                s3: s3.clone(),
+                settings: self.settings.clone(),
+                invoker: invoker.clone(),
+                progress: progress.clone(),
+                shard_id,
+            };
+            pollers.spawn(async move { poller.run(iterator).await });
+        }
+        while let Some(done) = pollers.join_next().await {
+            done.context("a shard poller panicked")??;
+        }
+        Ok(())
+    }
+}
+
+/// Every shard of the stream, page after page of ListShards (a page's `NextToken` stands
+/// for the stream: a request names one or the other). Errors name the stream.
+pub async fn shard_ids(
+    kinesis: &aws_sdk_kinesis::Client,
+    stream_arn: &str,
+) -> anyhow::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    let mut next_token: Option<String> = None;
+    for _ in 0..MAX_LIST_SHARDS_PAGES {
+        let request = match next_token.take() {
+            Some(token) => kinesis.list_shards().next_token(token),
+            None => kinesis.list_shards().stream_arn(stream_arn),
         };
-        pollers.spawn(async move { poller.run().await });
+        let page = request
+            .send()
+            .await
+            .with_context(|| format!("listing the shards of {stream_arn}"))?;
+        ids.extend(page.shards().iter().map(|s| s.shard_id().to_string()));
+        match page.next_token {
+            Some(token) => next_token = Some(token),
+            None => return Ok(ids),
+        }
     }
-    while let Some(done) = pollers.join_next().await {
-        done.context("a shard poller panicked")??;
-    }
-    Ok(())
+    bail!("listing the shards of {stream_arn}: still more after {MAX_LIST_SHARDS_PAGES} pages")
 }
 
 struct ShardPoller<I> {
@@ -126,23 +327,7 @@ struct ShardPoller<I> {
 }
 
 impl<I: Invoke + 'static> ShardPoller<I> {
-    async fn run(self) -> anyhow::Result<()> {
-        let request = self
-            .kinesis
-            .get_shard_iterator()
-            .stream_arn(&self.settings.stream_arn)
-            .shard_id(&self.shard_id);
-        let request = match self.settings.starting_positions.get(&self.shard_id) {
-            Some(seq) => request
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .starting_sequence_number(seq),
-            None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-        };
-        let mut iterator = request
-            .send()
-            .await
-            .context("getting a shard iterator")?
-            .shard_iterator;
+    async fn run(self, mut iterator: Option<String>) -> anyhow::Result<()> {
         let mut buffer: VecDeque<Record> = VecDeque::new();
         let mut window_started: Option<Instant> = None;
 
@@ -234,6 +419,7 @@ impl<I: Invoke + 'static> ShardPoller<I> {
                 tokio::time::sleep(delay).await;
             }
             let event = self.event(&segment.records);
+            self.note_delivery(&segment.records);
             let deadline = Instant::now() + self.settings.function_timeout;
             self.progress.invocations.fetch_add(1, Ordering::Relaxed);
             match self.invoker.invoke(event, deadline).await {
@@ -326,6 +512,22 @@ impl<I: Invoke + 'static> ShardPoller<I> {
         self.progress.settled.fetch_add(records, Ordering::Relaxed);
     }
 
+    /// Notes an invocation with these records in the shard's progress, with its iterator age.
+    fn note_delivery(&self, records: &[Record]) {
+        let Some(last) = records.last() else {
+            return;
+        };
+        let now = Utc::now();
+        let mut shards = self.progress.by_shard.lock().expect("shard progress lock");
+        let shard = shards.entry(self.shard_id.clone()).or_default();
+        shard.batches += 1;
+        shard.records += records.len();
+        shard.last_sequence_number = last.sequence_number().to_string();
+        shard.iterator_age_ms =
+            arrival(last).map(|at| u64::try_from((now - at).num_milliseconds()).unwrap_or(0));
+        shard.delivered_at = Some(now);
+    }
+
     /// Writes what Lambda writes to an S3 on-failure destination: the batch's coordinates and
     /// the whole invocation event (`payload`, the event JSON as a string), one object per batch.
     async fn give_up(
@@ -378,29 +580,71 @@ impl<I: Invoke + 'static> ShardPoller<I> {
 
     /// The event JSON exactly as Lambda builds it for a Kinesis batch.
     fn event(&self, records: &[Record]) -> Vec<u8> {
-        let records: Vec<serde_json::Value> = records
-            .iter()
-            .map(|r| {
-                json!({
-                    "kinesis": {
-                        "kinesisSchemaVersion": "1.0",
-                        "partitionKey": r.partition_key(),
-                        "sequenceNumber": r.sequence_number(),
-                        "data": base64::engine::general_purpose::STANDARD.encode(r.data().as_ref()),
-                        "approximateArrivalTimestamp": arrival(r).map(|t| t.timestamp_millis() as f64 / 1000.0),
-                    },
-                    "eventSource": "aws:kinesis",
-                    "eventVersion": "1.0",
-                    "eventID": format!("{}:{}", self.shard_id, r.sequence_number()),
-                    "eventName": "aws:kinesis:record",
-                    "invokeIdentityArn": "arn:aws:iam::123456789012:role/reactor-monitor-local",
-                    "awsRegion": self.settings.region,
-                    "eventSourceARN": self.settings.stream_arn,
-                })
-            })
-            .collect();
-        serde_json::to_vec(&json!({ "Records": records })).expect("an event serialises")
+        lambda_json(&kinesis_event(
+            records,
+            &self.shard_id,
+            &self.settings.region,
+            &self.settings.stream_arn,
+        ))
     }
+}
+
+/// The invocation event for a batch of one shard's records, as Lambda builds it.
+/// A record without an arrival time (GetRecords always gives one) gets the Unix epoch.
+pub fn kinesis_event(
+    records: &[Record],
+    shard_id: &str,
+    region: &str,
+    stream_arn: &str,
+) -> KinesisEvent {
+    let mut event = KinesisEvent::default();
+    event.records = records
+        .iter()
+        .map(|r| {
+            let mut kinesis = KinesisRecord::default();
+            kinesis.kinesis_schema_version = Some("1.0".into());
+            kinesis.partition_key = r.partition_key().unwrap_or_default().to_string();
+            kinesis.sequence_number = r.sequence_number().to_string();
+            *kinesis.data = r.data().as_ref().to_vec();
+            *kinesis.approximate_arrival_timestamp = arrival(r).unwrap_or_default();
+            let mut record = KinesisEventRecord::default();
+            record.kinesis = kinesis;
+            record.event_source = Some("aws:kinesis".into());
+            record.event_version = Some("1.0".into());
+            record.event_id = Some(format!("{shard_id}:{}", r.sequence_number()));
+            record.event_name = Some("aws:kinesis:record".into());
+            record.invoke_identity_arn = Some(LOCAL_ROLE_ARN.into());
+            record.aws_region = Some(region.into());
+            record.event_source_arn = Some(stream_arn.into());
+            record
+        })
+        .collect();
+    event
+}
+
+/// The event as the JSON Lambda sends. Two fields differ from `aws_lambda_events`' own
+/// serialisation: Lambda writes `approximateArrivalTimestamp` as a number of seconds (the
+/// crate writes a string), and `encryptionType` only for an encrypted stream (the crate
+/// always writes it, `NONE` here).
+pub fn lambda_json(event: &KinesisEvent) -> Vec<u8> {
+    let mut value = serde_json::to_value(event).expect("an event serialises");
+    let records = value
+        .get_mut("Records")
+        .and_then(|r| r.as_array_mut())
+        .into_iter()
+        .flatten();
+    for kinesis in records.filter_map(|r| r.get_mut("kinesis")?.as_object_mut()) {
+        let seconds = kinesis
+            .get("approximateArrivalTimestamp")
+            .and_then(|t| t.as_str()?.parse::<f64>().ok());
+        if let Some(seconds) = seconds {
+            kinesis.insert("approximateArrivalTimestamp".into(), json!(seconds));
+        }
+        if kinesis.get("encryptionType") == Some(&json!("NONE")) {
+            kinesis.remove("encryptionType");
+        }
+    }
+    serde_json::to_vec(&value).expect("an event serialises")
 }
 
 /// The invocation record Lambda sends to an on-failure destination for a Kinesis batch (Lambda
@@ -567,5 +811,76 @@ mod tests {
         );
         assert_eq!(checkpoint(&batch, &response(&["12"])), Checkpoint::Invalid);
         assert_eq!(checkpoint(&batch, &response(&[""])), Checkpoint::Invalid);
+    }
+
+    #[test]
+    fn events_are_the_json_lambda_sends() {
+        let fixture: serde_json::Value =
+            serde_json::from_slice(include_bytes!("../../../events/kinesis-event.json")).unwrap();
+        let fixture_records = fixture["Records"].as_array().unwrap();
+        let records: Vec<Record> = fixture_records
+            .iter()
+            .map(|r| {
+                use base64::Engine;
+                let k = &r["kinesis"];
+                let seconds = k["approximateArrivalTimestamp"].as_f64().unwrap();
+                Record::builder()
+                    .sequence_number(k["sequenceNumber"].as_str().unwrap())
+                    .partition_key(k["partitionKey"].as_str().unwrap())
+                    .data(Blob::new(
+                        base64::engine::general_purpose::STANDARD
+                            .decode(k["data"].as_str().unwrap())
+                            .unwrap(),
+                    ))
+                    .approximate_arrival_timestamp(
+                        aws_sdk_kinesis::primitives::DateTime::from_millis(
+                            (seconds * 1000.0).round() as i64,
+                        ),
+                    )
+                    .build()
+                    .unwrap()
+            })
+            .collect();
+        let first = &fixture_records[0];
+        let shard_id = first["eventID"]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .next()
+            .unwrap();
+
+        let event = kinesis_event(
+            &records,
+            shard_id,
+            first["awsRegion"].as_str().unwrap(),
+            first["eventSourceARN"].as_str().unwrap(),
+        );
+        let sent: serde_json::Value = serde_json::from_slice(&lambda_json(&event)).unwrap();
+
+        let mut expected = fixture.clone();
+        for record in expected["Records"].as_array_mut().unwrap() {
+            record["invokeIdentityArn"] = LOCAL_ROLE_ARN.into();
+        }
+        assert_eq!(sent, expected);
+        assert!(sent["Records"][0]["kinesis"]["approximateArrivalTimestamp"].is_number());
+        let decoded: KinesisEvent = serde_json::from_value(sent).unwrap();
+        assert_eq!(decoded, event);
+    }
+
+    #[test]
+    fn a_starting_position_is_read_as_the_cli_writes_it() {
+        assert_eq!("trim-horizon".parse(), Ok(StartingPosition::TrimHorizon));
+        assert_eq!("TRIM_HORIZON".parse(), Ok(StartingPosition::TrimHorizon));
+        assert_eq!("latest".parse(), Ok(StartingPosition::Latest));
+        let at: StartingPosition = "at-timestamp=2026-11-25T10:00:00+01:00".parse().unwrap();
+        assert_eq!(
+            at,
+            StartingPosition::AtTimestamp("2026-11-25T09:00:00Z".parse().unwrap())
+        );
+        assert_eq!(at.to_string(), "AT_TIMESTAMP 2026-11-25T09:00:00.000Z");
+        for bad in ["", "earliest", "at-timestamp=yesterday"] {
+            let err = bad.parse::<StartingPosition>().unwrap_err();
+            assert!(err.to_string().contains("trim-horizon, latest"), "{err}");
+        }
     }
 }

@@ -82,54 +82,107 @@ impl Resources {
     }
 }
 
+/// Creates the template's resources that are not there yet (stream, table, alert topic,
+/// dead-letter and on-failure buckets, on-call queue subscribed to the topic) and waits for
+/// the stream to be ACTIVE. Idempotent: a second call finds them and creates nothing.
+/// Errors name the resource and the call that failed.
 pub async fn create(
     sdk: &aws_config::SdkConfig,
     names: &ResourceNames,
     shards: u32,
 ) -> anyhow::Result<Resources> {
-    let kinesis = aws_sdk_kinesis::Client::new(sdk);
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let sns = aws_sdk_sns::Client::new(sdk);
     let sqs = aws_sdk_sqs::Client::new(sdk);
-    let s3 = s3_client(sdk);
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    let stream_arn = stream(&aws_sdk_kinesis::Client::new(sdk), &names.stream, shards).await?;
+    table(&dynamodb, &names.table).await?;
+    episode_table(&dynamodb, &names.episode_table).await?;
+    buckets(
+        &s3_client(sdk),
+        [&names.dead_letter_bucket, &names.on_failure_bucket],
+    )
+    .await?;
+    // CreateTopic and CreateQueue are idempotent.
+    let alert_topic_arn = topic(&sns, &names.alert_topic).await?;
+    let (on_call_queue_url, on_call_queue_arn) = queue(&sqs, &names.on_call_queue).await?;
+    subscribe_queue(&sns, &alert_topic_arn, &on_call_queue_arn).await?;
+    let on_call_topic_arn = topic(&sns, &names.on_call_topic).await?;
+    let (pages_queue_url, pages_queue_arn) = queue(&sqs, &names.pages_queue).await?;
+    subscribe_queue(&sns, &on_call_topic_arn, &pages_queue_arn).await?;
+    Ok(Resources {
+        names: names.clone(),
+        stream_arn,
+        alert_topic_arn,
+        on_call_queue_url,
+        on_call_topic_arn,
+        pages_queue_url,
+    })
+}
 
-    let existing = kinesis
-        .list_streams()
+/// A topic's ARN, the topic created when absent (CreateTopic is idempotent).
+async fn topic(sns: &aws_sdk_sns::Client, name: &str) -> anyhow::Result<String> {
+    sns.create_topic()
+        .name(name)
         .send()
         .await
-        .context("listing streams")?;
-    if !existing.stream_names().contains(&names.stream) {
+        .with_context(|| format!("creating topic {name}"))?
+        .topic_arn
+        .context("no topic ARN")
+}
+
+/// The stream, created with `shards` shards when absent; its ARN once it is ACTIVE.
+async fn stream(
+    kinesis: &aws_sdk_kinesis::Client,
+    name: &str,
+    shards: u32,
+) -> anyhow::Result<String> {
+    let mut pages = kinesis.list_streams().into_paginator().send();
+    let mut exists = false;
+    while let Some(page) = pages.next().await {
+        exists |= page
+            .context("listing streams")?
+            .stream_names()
+            .iter()
+            .any(|s| s == name);
+    }
+    if !exists {
         kinesis
             .create_stream()
-            .stream_name(&names.stream)
+            .stream_name(name)
             .shard_count(shards as i32)
             .send()
             .await
-            .with_context(|| format!("creating stream {}", names.stream))?;
+            .with_context(|| format!("creating stream {name}"))?;
     }
     // The SDK's waiter: DescribeStream until ACTIVE, with backoff, within a time limit.
     let stream = kinesis
         .wait_until_stream_exists()
-        .stream_name(&names.stream)
+        .stream_name(name)
         .wait(STREAM_ACTIVE_TIMEOUT)
         .await
-        .with_context(|| format!("waiting for stream {} to become ACTIVE", names.stream))?
+        .with_context(|| format!("waiting for stream {name} to become ACTIVE"))?
         .into_result()
         .context("the stream did not become ACTIVE")?;
-    let stream_arn = stream
+    Ok(stream
         .stream_description
         .context("no stream description")?
-        .stream_arn;
+        .stream_arn)
+}
 
-    let tables = dynamodb
+/// The table of readings and the alert ledger, created when absent.
+async fn table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+    let tables: Vec<String> = dynamodb
         .list_tables()
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .context("listing tables")?;
-    if !tables.table_names().contains(&names.table) {
+    if !tables.iter().any(|t| t == name) {
         dynamodb
             .create_table()
-            .table_name(&names.table)
+            .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attribute(attr::REACTOR)?)
             .attribute_definitions(attribute(attr::READING_ID)?)
@@ -137,31 +190,45 @@ pub async fn create(
             .key_schema(key(attr::READING_ID, KeyType::Range)?)
             .send()
             .await
-            .with_context(|| format!("creating table {}", names.table))?;
+            .with_context(|| format!("creating table {name}"))?;
     }
+    Ok(())
+}
 
-    if !tables.table_names().contains(&names.episode_table) {
+/// The table of per-reactor alert episode states (key: reactor), created when absent.
+async fn episode_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+    let tables: Vec<String> = dynamodb
+        .list_tables()
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .context("listing tables")?;
+    if !tables.iter().any(|t| t == name) {
         dynamodb
             .create_table()
-            .table_name(&names.episode_table)
+            .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(attribute(attr::REACTOR)?)
             .key_schema(key(attr::REACTOR, KeyType::Hash)?)
             .send()
             .await
-            .with_context(|| format!("creating table {}", names.episode_table))?;
+            .with_context(|| format!("creating table {name}"))?;
     }
+    Ok(())
+}
 
-    // CreateTopic and CreateQueue are idempotent.
-    let alert_topic_arn = sns
-        .create_topic()
-        .name(&names.alert_topic)
+/// The buckets, created when absent, in the client's region.
+async fn buckets(s3: &aws_sdk_s3::Client, names: [&String; 2]) -> anyhow::Result<()> {
+    let existing: Vec<aws_sdk_s3::types::Bucket> = s3
+        .list_buckets()
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
-        .context("creating the alert topic")?
-        .topic_arn
-        .context("no topic ARN")?;
-    let buckets = s3.list_buckets().send().await.context("listing buckets")?;
+        .context("listing buckets")?;
     // Outside us-east-1, S3 requires the region as the bucket's location constraint
     // (S3 API reference, CreateBucket: CreateBucketConfiguration.LocationConstraint).
     let constraint = s3
@@ -176,12 +243,8 @@ pub async fn create(
                 ))
                 .build()
         });
-    for bucket in [&names.dead_letter_bucket, &names.on_failure_bucket] {
-        if !buckets
-            .buckets()
-            .iter()
-            .any(|b| b.name() == Some(bucket.as_str()))
-        {
+    for bucket in names {
+        if !existing.iter().any(|b| b.name() == Some(bucket.as_str())) {
             s3.create_bucket()
                 .bucket(bucket)
                 .set_create_bucket_configuration(constraint.clone())
@@ -190,63 +253,25 @@ pub async fn create(
                 .with_context(|| format!("creating bucket {bucket}"))?;
         }
     }
-    let (on_call_queue_url, on_call_queue_arn) = queue(&sqs, &names.on_call_queue).await?;
-
-    let subscribed = sns
-        .list_subscriptions_by_topic()
-        .topic_arn(&alert_topic_arn)
-        .send()
-        .await
-        .context("listing subscriptions")?;
-    if !subscribed
-        .subscriptions()
-        .iter()
-        .any(|s| s.endpoint() == Some(on_call_queue_arn.as_str()))
-    {
-        sns.subscribe()
-            .topic_arn(&alert_topic_arn)
-            .protocol("sqs")
-            .endpoint(&on_call_queue_arn)
-            .send()
-            .await
-            .context("subscribing the on-call queue to the alert topic")?;
-    }
-
-    let on_call_topic_arn = sns
-        .create_topic()
-        .name(&names.on_call_topic)
-        .send()
-        .await
-        .context("creating the on-call topic")?
-        .topic_arn
-        .context("no topic ARN")?;
-    let (pages_queue_url, pages_queue_arn) = queue(&sqs, &names.pages_queue).await?;
-    subscribe(&sns, &on_call_topic_arn, &pages_queue_arn).await?;
-
-    Ok(Resources {
-        names: names.clone(),
-        stream_arn,
-        alert_topic_arn,
-        on_call_queue_url,
-        on_call_topic_arn,
-        pages_queue_url,
-    })
+    Ok(())
 }
 
-/// Subscribes a queue to a topic, once.
-async fn subscribe(
+/// Subscribes the queue to the topic unless it already is.
+async fn subscribe_queue(
     sns: &aws_sdk_sns::Client,
     topic_arn: &str,
     queue_arn: &str,
 ) -> anyhow::Result<()> {
-    let subscribed = sns
+    let subscriptions: Vec<aws_sdk_sns::types::Subscription> = sns
         .list_subscriptions_by_topic()
         .topic_arn(topic_arn)
+        .into_paginator()
+        .items()
         .send()
+        .try_collect()
         .await
         .context("listing subscriptions")?;
-    if !subscribed
-        .subscriptions()
+    if !subscriptions
         .iter()
         .any(|s| s.endpoint() == Some(queue_arn))
     {

@@ -1,7 +1,7 @@
 //! `reactor-monitor local`: generated readings → emulated Kinesis → the handler →
 //! emulated DynamoDB / SNS / dead-letter, then a read-back that proves nothing was lost.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::emulator::Emulator;
-use crate::esm::{self, Invoke, MappingProgress, MappingSettings};
+use crate::esm::{self, Invoke, MappingProgress, MappingSettings, StartingPosition};
 use crate::generate::{self, Mix, OutgoingRecord};
 use crate::otlp::{OtlpReceiver, TraceFlowRow, unique_flows};
 use crate::report::FlowReport;
@@ -407,9 +407,9 @@ pub(crate) fn mapping_settings(
     sdk: &aws_config::SdkConfig,
     placements: &[generate::Placement],
 ) -> MappingSettings {
-    let mut starting_positions: HashMap<String, String> = HashMap::new();
+    let mut first_sequence_numbers: BTreeMap<String, String> = BTreeMap::new();
     for p in placements {
-        starting_positions
+        first_sequence_numbers
             .entry(p.shard_id.clone())
             .and_modify(|first| {
                 if reactor_monitor::domain::SequenceNumber::new(p.sequence_number.as_str())
@@ -433,8 +433,7 @@ pub(crate) fn mapping_settings(
         stream_arn: resources.stream_arn.clone(),
         on_failure_bucket: Some(resources.names.on_failure_bucket.clone()),
         function_timeout: options.function_timeout,
-        starting_positions,
-        only_started_shards: true,
+        starting_position: StartingPosition::AtSequenceNumbers(first_sequence_numbers),
     }
 }
 

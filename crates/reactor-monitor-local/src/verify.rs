@@ -110,21 +110,18 @@ async fn readings_in_table(
 ) -> anyhow::Result<usize> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     let mut found = HashSet::new();
-    let mut start: Option<HashMap<String, AttributeValue>> = None;
-    loop {
-        let page = dynamodb
-            .scan()
-            .table_name(&resources.names.table)
-            .filter_expression("#kind = :reading")
-            .projection_expression("#id")
-            .expression_attribute_names("#kind", attr::KIND)
-            .expression_attribute_names("#id", attr::READING_ID)
-            .expression_attribute_values(":reading", AttributeValue::S(KIND_READING.into()))
-            .set_exclusive_start_key(start.take())
-            .send()
-            .await
-            .context("scanning the table")?;
-        for item in page.items() {
+    let mut pages = dynamodb
+        .scan()
+        .table_name(&resources.names.table)
+        .filter_expression("#kind = :reading")
+        .projection_expression("#id")
+        .expression_attribute_names("#kind", attr::KIND)
+        .expression_attribute_names("#id", attr::READING_ID)
+        .expression_attribute_values(":reading", AttributeValue::S(KIND_READING.into()))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for item in page.context("scanning the table")?.items() {
             let id = item
                 .get(attr::READING_ID)
                 .and_then(|v| v.as_s().ok())
@@ -138,11 +135,8 @@ async fn readings_in_table(
                 found.insert((shard.to_string(), seq));
             }
         }
-        match page.last_evaluated_key {
-            Some(key) if !key.is_empty() => start = Some(key),
-            _ => return Ok(found.len()),
-        }
     }
+    Ok(found.len())
 }
 
 async fn dead_letters(
@@ -152,17 +146,14 @@ async fn dead_letters(
 ) -> anyhow::Result<usize> {
     let s3 = s3_client(sdk);
     let mut count = 0;
-    let mut token = None;
-    loop {
-        let page = s3
-            .list_objects_v2()
-            .bucket(&resources.names.dead_letter_bucket)
-            .prefix(KEY_PREFIX)
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .context("listing dead letters")?;
-        for object in page.contents() {
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(&resources.names.dead_letter_bucket)
+        .prefix(KEY_PREFIX)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        for object in page.context("listing dead letters")?.contents() {
             let key = object
                 .key()
                 .unwrap_or_default()
@@ -174,11 +165,8 @@ async fn dead_letters(
                 count += 1;
             }
         }
-        match page.next_continuation_token {
-            Some(next) if page.is_truncated == Some(true) => token = Some(next),
-            _ => return Ok(count),
-        }
     }
+    Ok(count)
 }
 
 /// Batches in the on-failure bucket, and the run's records in their payloads.

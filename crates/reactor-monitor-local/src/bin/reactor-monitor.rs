@@ -285,104 +285,14 @@ async fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Local(args) => {
-            let jaeger = match args.jaeger {
-                true => Some(reactor_monitor_local::jaeger::LocalJaeger::start(Some(16686)).await?),
-                false => None,
-            };
-            let options = LocalOptions {
-                endpoint: args.endpoint.endpoint,
-                readings: args.readings,
-                input: args.input,
-                batch_size: args.batch_size as usize,
-                shards: args.shards,
-                mix: args.mix.mix()?,
-                aggregate: args.aggregate.per_record(),
-                batching_window: Duration::from_millis(args.batching_window_ms),
-                maximum_retry_attempts: args.max_retries,
-                names: ResourceNames::default(),
-                show_progress: !args.json,
-                faults: args.faults.clone(),
-                collector: args.collector.clone(),
-                forward_to: jaeger.as_ref().map(|j| j.otlp_endpoint.clone()),
-                ..LocalOptions::default()
-            };
-            let report = run::run(options).await?;
-            for note in &report.collector_notes {
-                eprintln!("collector: {note}");
-            }
-            if let Some(spec) = &args.faults {
-                eprintln!("faults ({spec}): {}", spec.injected());
-            }
-            if let Some(path) = &args.report {
-                let headline = Headline::local(&report.verdict, &report.endpoint);
-                report.flow_report.write_html(path, &headline)?;
-                eprintln!("report written to {}", path.display());
-            }
-            if args.json {
-                println!("{}", serde_json::to_string(&report)?);
-            } else {
-                print!("{}", commands::human_report(&report));
-            }
-            if let Some(jaeger) = jaeger {
-                eprintln!(
-                    "Jaeger: {}/search?service={} (API: {}/api/traces?service={}); Ctrl-C to stop",
-                    jaeger.query_url,
-                    reactor_monitor::telemetry::names::SERVICE_NAME,
-                    jaeger.query_url,
-                    reactor_monitor::telemetry::names::SERVICE_NAME
-                );
-                jaeger.serve_until_ctrl_c().await?;
-            }
-            Ok(if report.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Generate(args) => {
-            let count = match (args.count, args.duration, args.rate) {
-                (Some(n), _, _) => n,
-                (None, Some(secs), Some(rate)) => (secs * rate).ceil() as usize,
-                _ => 1_000,
-            };
-            commands::generate(
-                args.endpoint.endpoint,
-                &args.stream,
-                count,
-                args.rate,
-                &args.mix.mix()?,
-                args.aggregate.per_record(),
-            )
-            .await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Local(args) => run_local(args).await,
+        Command::Generate(args) => run_generate(args).await,
         Command::Invoke(args) => {
             let response = commands::invoke(args.endpoint.endpoint, &args.event).await?;
             println!("{response}");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Up(args) => {
-            up::run(up::UpOptions {
-                endpoint: args.endpoint.endpoint,
-                names: ResourceNames {
-                    stream: args.stream,
-                    table: args.table,
-                    alert_topic: args.topic,
-                    dead_letter_bucket: args.dead_letter_bucket,
-                    on_call_queue: args.on_call_queue,
-                    ..ResourceNames::default()
-                },
-                shards: args.shards,
-                batch_size: args.batch_size as usize,
-                batching_window: Duration::from_millis(args.batching_window_ms),
-                starting_position: args.starting_position,
-                report: args.report,
-                ..up::UpOptions::default()
-            })
-            .await?;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Up(args) => run_up(args).await,
         Command::Report(args) => {
             let (report, headline) = FlowReport::from_saved_run(&args.input)?;
             report.write_html(&args.output, &headline)?;
@@ -390,4 +300,103 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `local`: the whole pipeline once; fails when anything was lost.
+async fn run_local(args: LocalArgs) -> anyhow::Result<ExitCode> {
+    let jaeger = match args.jaeger {
+        true => Some(reactor_monitor_local::jaeger::LocalJaeger::start(Some(16686)).await?),
+        false => None,
+    };
+    let options = LocalOptions {
+        endpoint: args.endpoint.endpoint,
+        readings: args.readings,
+        input: args.input,
+        batch_size: args.batch_size as usize,
+        shards: args.shards,
+        mix: args.mix.mix()?,
+        aggregate: args.aggregate.per_record(),
+        batching_window: Duration::from_millis(args.batching_window_ms),
+        maximum_retry_attempts: args.max_retries,
+        names: ResourceNames::default(),
+        show_progress: !args.json,
+        faults: args.faults.clone(),
+        collector: args.collector.clone(),
+        forward_to: jaeger.as_ref().map(|j| j.otlp_endpoint.clone()),
+        ..LocalOptions::default()
+    };
+    let report = run::run(options).await?;
+    for note in &report.collector_notes {
+        eprintln!("collector: {note}");
+    }
+    if let Some(spec) = &args.faults {
+        eprintln!("faults ({spec}): {}", spec.injected());
+    }
+    if let Some(path) = &args.report {
+        let headline = Headline::local(&report.verdict, &report.endpoint);
+        report.flow_report.write_html(path, &headline)?;
+        eprintln!("report written to {}", path.display());
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", commands::human_report(&report));
+    }
+    if let Some(jaeger) = jaeger {
+        eprintln!(
+            "Jaeger: {}/search?service={} (API: {}/api/traces?service={}); Ctrl-C to stop",
+            jaeger.query_url,
+            reactor_monitor::telemetry::names::SERVICE_NAME,
+            jaeger.query_url,
+            reactor_monitor::telemetry::names::SERVICE_NAME
+        );
+        jaeger.serve_until_ctrl_c().await?;
+    }
+    Ok(if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `generate`: readings into a stream, by count or by duration and rate.
+async fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    let count = match (args.count, args.duration, args.rate) {
+        (Some(n), _, _) => n,
+        (None, Some(secs), Some(rate)) => (secs * rate).ceil() as usize,
+        _ => 1_000,
+    };
+    commands::generate(
+        args.endpoint.endpoint,
+        &args.stream,
+        count,
+        args.rate,
+        &args.mix.mix()?,
+        args.aggregate.per_record(),
+    )
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `up`: the long-running local stack, until Ctrl-C.
+async fn run_up(args: UpArgs) -> anyhow::Result<ExitCode> {
+    up::run(up::UpOptions {
+        endpoint: args.endpoint.endpoint,
+        names: ResourceNames {
+            stream: args.stream,
+            table: args.table,
+            alert_topic: args.topic,
+            dead_letter_bucket: args.dead_letter_bucket,
+            on_call_queue: args.on_call_queue,
+            ..ResourceNames::default()
+        },
+        shards: args.shards,
+        batch_size: args.batch_size as usize,
+        batching_window: Duration::from_millis(args.batching_window_ms),
+        starting_position: args.starting_position,
+        report: args.report,
+        ..up::UpOptions::default()
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
 }

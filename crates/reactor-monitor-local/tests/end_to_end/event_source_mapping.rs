@@ -2,15 +2,17 @@
 
 use reactor_monitor_local::testing as support;
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use reactor_monitor_local::esm::{self, Invoke, MappingProgress, MappingSettings};
+use reactor_monitor_local::esm::{
+    self, Invoke, MappingProgress, MappingSettings, ShardProgress, StartingPosition,
+};
 use reactor_monitor_local::generate::{self, OutgoingRecord};
+use reactor_monitor_local::resources::Resources;
 use tokio::time::Instant;
 
 /// What the scripted function does with a batch, given its sequence numbers and the
@@ -55,6 +57,26 @@ struct Run {
     produced: Vec<u64>,
 }
 
+fn settings(
+    resources: &Resources,
+    batch_size: usize,
+    retries: u32,
+    starting_position: StartingPosition,
+) -> MappingSettings {
+    MappingSettings {
+        batch_size,
+        batching_window: Duration::from_millis(50),
+        maximum_retry_attempts: retries,
+        maximum_record_age: None,
+        bisect_batch_on_function_error: true,
+        region: "us-east-1".into(),
+        stream_arn: resources.stream_arn.clone(),
+        on_failure_bucket: Some(resources.names.on_failure_bucket.clone()),
+        function_timeout: Duration::from_secs(10),
+        starting_position,
+    }
+}
+
 async fn run_mapping(records: usize, batch_size: usize, retries: u32, script: Box<Script>) -> Run {
     let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
@@ -80,19 +102,12 @@ async fn run_mapping(records: usize, batch_size: usize, retries: u32, script: Bo
         batches: Mutex::new(Vec::new()),
     });
     let progress = Arc::new(MappingProgress::default());
-    let settings = MappingSettings {
+    let settings = settings(
+        &resources,
         batch_size,
-        batching_window: Duration::from_millis(50),
-        maximum_retry_attempts: retries,
-        maximum_record_age: None,
-        bisect_batch_on_function_error: true,
-        region: "us-east-1".into(),
-        stream_arn: resources.stream_arn.clone(),
-        on_failure_bucket: Some(resources.names.on_failure_bucket.clone()),
-        function_timeout: Duration::from_secs(10),
-        starting_positions: HashMap::new(),
-        only_started_shards: false,
-    };
+        retries,
+        StartingPosition::TrimHorizon,
+    );
     let mapping = tokio::spawn(esm::run(
         kinesis,
         reactor_monitor::aws::s3_client(&sdk),
@@ -267,4 +282,168 @@ async fn exhausted_retries_send_the_batch_to_the_on_failure_destination() {
         carried, run.produced,
         "every exhausted record is in a payload"
     );
+}
+
+/// Puts `count` readings into the stream; their sequence numbers, in order.
+async fn put_readings(kinesis: &aws_sdk_kinesis::Client, stream: &str, count: usize) -> Vec<u64> {
+    let outgoing: Vec<OutgoingRecord> = (0..count)
+        .map(|i| OutgoingRecord {
+            partition_key: "p".into(),
+            data: support::payload("r", i as f64),
+            intent: None,
+        })
+        .collect();
+    generate::put_records(
+        kinesis,
+        stream,
+        &outgoing,
+        None,
+        &indicatif::ProgressBar::hidden(),
+        &Default::default(),
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|p| p.sequence_number.parse().unwrap())
+    .collect()
+}
+
+/// Runs an opened mapping until `expected` records are settled (or 60 s pass), then stops it.
+async fn drain(
+    mapping: esm::Mapping,
+    sdk: &aws_config::SdkConfig,
+    expected: usize,
+) -> (Vec<Vec<u64>>, Arc<MappingProgress>) {
+    let function = Arc::new(ScriptedFunction {
+        script: Box::new(|_, _| Ok(vec![])),
+        batches: Mutex::new(Vec::new()),
+    });
+    let progress = Arc::new(MappingProgress::default());
+    let running = tokio::spawn(mapping.run(
+        reactor_monitor::aws::s3_client(sdk),
+        function.clone(),
+        progress.clone(),
+    ));
+    let until = Instant::now() + Duration::from_secs(60);
+    while progress.settled.load(Ordering::Relaxed) < expected && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A little longer: a record delivered beyond those expected would show.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    progress.stop.store(true, Ordering::Relaxed);
+    running.await.unwrap().unwrap();
+    let batches = function.batches.lock().unwrap().clone();
+    (batches, progress)
+}
+
+#[tokio::test]
+async fn a_latest_start_skips_the_records_already_in_the_stream() {
+    let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let before = put_readings(&kinesis, &resources.names.stream, 3).await;
+
+    let mapping = esm::Mapping::open(
+        kinesis.clone(),
+        settings(&resources, 10, 2, StartingPosition::Latest),
+    )
+    .await
+    .unwrap();
+    let after = put_readings(&kinesis, &resources.names.stream, 2).await;
+    let (batches, progress) = drain(mapping, &sdk, after.len()).await;
+
+    assert_eq!(before.len(), 3);
+    assert_eq!(batches.concat(), after);
+    assert_eq!(progress.settled.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn an_at_timestamp_start_begins_at_the_first_record_that_arrived_at_or_after_it() {
+    let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let earlier = put_readings(&kinesis, &resources.names.stream, 3).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let later = put_readings(&kinesis, &resources.names.stream, 2).await;
+    // The arrival time of the first later record, as Kinesis reports it (milliseconds).
+    let iterator = kinesis
+        .get_shard_iterator()
+        .stream_arn(&resources.stream_arn)
+        .shard_id("shardId-000000000000")
+        .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+        .send()
+        .await
+        .unwrap()
+        .shard_iterator
+        .unwrap();
+    let stored = kinesis
+        .get_records()
+        .stream_arn(&resources.stream_arn)
+        .shard_iterator(iterator)
+        .send()
+        .await
+        .unwrap()
+        .records;
+    assert_eq!(stored[3].sequence_number(), later[0].to_string());
+    let at = chrono::DateTime::from_timestamp_millis(
+        stored[3]
+            .approximate_arrival_timestamp()
+            .unwrap()
+            .to_millis()
+            .unwrap(),
+    )
+    .unwrap();
+
+    let mapping = esm::Mapping::open(
+        kinesis,
+        settings(&resources, 10, 2, StartingPosition::AtTimestamp(at)),
+    )
+    .await
+    .unwrap();
+    let (batches, _) = drain(mapping, &sdk, later.len()).await;
+
+    assert_eq!(earlier.len(), 3);
+    assert_eq!(batches.concat(), later);
+}
+
+#[tokio::test]
+async fn the_iterator_age_of_each_shard_is_the_age_of_the_last_record_delivered() {
+    let (_emulator, sdk, resources) = support::emulator_with_resources(2).await;
+    let kinesis = aws_sdk_kinesis::Client::new(&sdk);
+    let put_at = chrono::Utc::now();
+    let produced = put_readings(&kinesis, &resources.names.stream, 6).await;
+    let waited = Duration::from_millis(400);
+    tokio::time::sleep(waited).await;
+
+    let mapping = esm::Mapping::open(
+        kinesis,
+        settings(&resources, 100, 2, StartingPosition::TrimHorizon),
+    )
+    .await
+    .unwrap();
+    assert_eq!(mapping.shard_ids().len(), 2);
+    let (batches, progress) = drain(mapping, &sdk, produced.len()).await;
+    let shards = progress.shards();
+
+    assert_eq!(shards.len(), 2, "every shard read is listed: {shards:?}");
+    let delivered: usize = shards.values().map(|s| s.records).sum();
+    assert_eq!(delivered, produced.len());
+    assert_eq!(
+        shards.values().map(|s| s.batches).sum::<usize>(),
+        batches.len()
+    );
+    for (shard_id, shard) in &shards {
+        if shard.records == 0 {
+            assert_eq!(shard, &ShardProgress::default(), "{shard_id}");
+            continue;
+        }
+        let age = shard
+            .iterator_age_ms
+            .expect("an age once a batch is delivered");
+        let delivered_at = shard.delivered_at.expect("a delivery time");
+        let bound = (delivered_at - put_at).num_milliseconds() as u64;
+        assert!(
+            age >= waited.as_millis() as u64 && age <= bound,
+            "{shard_id}: iterator age {age} ms, waited {waited:?}, at most {bound} ms"
+        );
+        assert!(!shard.last_sequence_number.is_empty());
+    }
 }

@@ -294,6 +294,25 @@ fn the_tutorial_walkthrough_works_with_the_real_aws_cli_and_ctrl_c_stops_everyth
         "reactor-1"
     );
 
+    // The warning's ledger item is in the table; the printed scan returns readings only.
+    let whole_table = format!(
+        "aws --endpoint-url {endpoint} --region us-east-1 dynamodb scan --table-name indications-table"
+    );
+    eventually("the alert ledger item is written", || {
+        let all = json(&shell(&whole_table, dir.path()));
+        let items = all["Items"].as_array()?.clone();
+        items
+            .iter()
+            .any(|i| i["kind"]["S"] == "alert")
+            .then_some(())
+    });
+    let scan = json(&shell(printed(&lines, &["dynamodb scan"]), dir.path()));
+    let items = scan["Items"].as_array().unwrap();
+    assert!(
+        !items.is_empty() && items.iter().all(|i| i["kind"]["S"] == "reading"),
+        "the printed scan returns readings only: {scan}"
+    );
+
     // The corrupted record is in the dead-letter bucket byte for byte, with its reason.
     let listing = printed(&lines, &["s3 ls s3://reactor-monitor-dead-letters/"]);
     eventually("the corrupted record is dead-lettered", || {

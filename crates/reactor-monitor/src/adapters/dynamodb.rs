@@ -51,7 +51,8 @@ pub mod attr {
 /// Values of the `kind` attribute.
 pub const KIND_READING: &str = "reading";
 pub const KIND_ALERT: &str = "alert";
-const ALERT_PREFIX: &str = "alert#";
+/// How a ledger item's `reading_id` starts: `alert#<reading id>`.
+pub const ALERT_PREFIX: &str = "alert#";
 
 /// BatchWriteItem takes at most 25 put requests.
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
