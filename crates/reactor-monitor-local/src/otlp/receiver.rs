@@ -62,10 +62,14 @@ impl SpanStore {
 }
 
 /// A running receiver; its spans are shared with whoever holds the handle.
+///
+/// It serves on a thread and runtime of its own, as a collector serves from a process of its
+/// own: a caller that blocks its runtime while its spans are exported (a flush on a
+/// current-thread runtime waits for this receiver's answer) cannot starve it.
 pub struct OtlpReceiver {
     pub endpoint: String,
     spans: Arc<Mutex<SpanStore>>,
-    task: tokio::task::JoinHandle<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl OtlpReceiver {
@@ -94,33 +98,38 @@ impl OtlpReceiver {
         capacity: Option<usize>,
     ) -> anyhow::Result<Self> {
         let forward: Option<Arc<str>> = forward_to.map(|e| Arc::from(e.trim_end_matches('/')));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("binding the OTLP receiver")?;
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").context("binding the OTLP receiver")?;
+        listener.set_nonblocking(true)?;
         let endpoint = format!("http://{}", listener.local_addr()?);
         let spans = Arc::new(Mutex::new(SpanStore {
             capacity,
             ..SpanStore::default()
         }));
         let shared = spans.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let spans = shared.clone();
-                let forward = forward.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        receive(req, spans.clone(), forward.clone())
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("the OTLP receiver's runtime")?;
+        std::thread::Builder::new()
+            .name("otlp-receiver".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = stopped => {}
+                        _ = serve(listener, shared, forward) => {}
+                    }
                 });
-            }
-        });
+            })
+            .context("starting the OTLP receiver's thread")?;
         Ok(Self {
             endpoint,
             spans,
-            task,
+            stop: Some(stop),
         })
     }
 
@@ -143,7 +152,28 @@ impl OtlpReceiver {
 
 impl Drop for OtlpReceiver {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Accepts connections and answers each OTLP/HTTP request.
+async fn serve(
+    listener: tokio::net::TcpListener,
+    spans: Arc<Mutex<SpanStore>>,
+    forward: Option<Arc<str>>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let spans = spans.clone();
+        let forward = forward.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req| receive(req, spans.clone(), forward.clone()));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
     }
 }
 
