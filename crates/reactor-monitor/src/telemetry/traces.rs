@@ -1,4 +1,5 @@
-//! OpenTelemetry traces: one subtree per record under the invocation span.
+//! Emission of the traces: one subtree per record under the invocation span (the plan and
+//! the provider are configured in `trace_plan`).
 //!
 //! Record subtrees are built after the batch from its report, with the real start and end
 //! of every call: a record's span lasts as long as the calls that carried it, although
@@ -15,31 +16,18 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{
-    Link, Span, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
-    TraceState, Tracer,
-};
+use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
-};
+use opentelemetry_sdk::trace::SdkTracer;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tokio::time::Instant;
 
-use super::names::{SERVICE_NAME, spans};
-use crate::config::ConfigError;
-use crate::domain::FlowType;
+use super::names::spans;
+pub use super::propagation::{traceparent_context, xray_parent};
+pub use super::trace_plan::{
+    CallTargets, DEFAULT_MAX_RECORD_SPANS_PER_TRACE, TracePlan, env, otlp_provider, tracer,
+};
 use crate::pipeline::{BatchReport, CallTiming, Outcome, RecordReport};
-
-/// Environment variables of the trace plan.
-pub mod env {
-    pub const STORE_ONLY_TRACE_RATIO: &str = "STORE_ONLY_TRACE_RATIO";
-    pub const MAX_RECORD_SPANS_PER_TRACE: &str = "MAX_RECORD_SPANS_PER_TRACE";
-}
-
-/// Record subtrees per invocation trace. A subtree is 2–5 spans of a few hundred bytes;
-/// 150 keeps an invocation trace well under X-Ray's ~500 KB trace document.
-pub const DEFAULT_MAX_RECORD_SPANS_PER_TRACE: usize = 150;
 
 /// The root of an overflow trace: the traced records of an invocation past the first
 /// `MAX_RECORD_SPANS_PER_TRACE` are grouped, at most that many per group, under one of these,
@@ -50,87 +38,8 @@ pub const OVERFLOW_GROUP: &str = "reactor_monitor.overflow.group";
 /// Attribute of an overflow root: how many record subtrees hang under it.
 pub const OVERFLOW_RECORDS: &str = "reactor_monitor.overflow.records";
 
-/// Spans queued for export. The queue is allocated up front (a few hundred bytes a slot), so
-/// it is kept small and a large batch is emitted in slices with a flush between them.
-const MAX_QUEUED_SPANS: usize = 8_192;
-
 /// Traced records emitted between two flushes: at most 6 spans each, within the queue.
 pub const FLUSH_EVERY_TRACED_RECORDS: usize = 1_000;
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TracePlan {
-    /// Share of `store-only` records traced, 0.0–1.0.
-    pub store_only_ratio: f64,
-    pub max_records_per_trace: usize,
-}
-
-impl Default for TracePlan {
-    fn default() -> Self {
-        Self {
-            store_only_ratio: 1.0,
-            max_records_per_trace: DEFAULT_MAX_RECORD_SPANS_PER_TRACE,
-        }
-    }
-}
-
-impl TracePlan {
-    /// Reads the plan through `lookup` (the environment at cold start); a malformed value is
-    /// an error at start, naming the variable.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut plan = Self::default();
-        if let Some(value) = lookup(env::STORE_ONLY_TRACE_RATIO) {
-            plan.store_only_ratio = value
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|r| (0.0..=1.0).contains(r))
-                .ok_or(ConfigError::Invalid {
-                    name: env::STORE_ONLY_TRACE_RATIO,
-                    value,
-                    expected: "a ratio from 0 to 1",
-                })?;
-        }
-        if let Some(value) = lookup(env::MAX_RECORD_SPANS_PER_TRACE) {
-            plan.max_records_per_trace = value
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or(ConfigError::Invalid {
-                    name: env::MAX_RECORD_SPANS_PER_TRACE,
-                    value,
-                    expected: "a positive whole number",
-                })?;
-        }
-        Ok(plan)
-    }
-
-    /// Whether a record is traced at all.
-    pub fn traces(&self, record: &RecordReport) -> bool {
-        if record.flow != FlowType::StoreOnly || record.is_failure() {
-            return true;
-        }
-        if self.store_only_ratio >= 1.0 {
-            return true;
-        }
-        // FNV-1a of the sequence number: stable across replays and processes.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in record.origin.sequence_number.as_str().bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        (hash as f64 / u64::MAX as f64) < self.store_only_ratio
-    }
-}
-
-/// Where the handler's calls go, for the AWS SDK attributes of their spans.
-#[derive(Debug, Clone, Default)]
-pub struct CallTargets {
-    pub region: String,
-    pub stream_name: String,
-    pub table_name: String,
-    pub topic_arn: String,
-    pub bucket: String,
-}
 
 /// The attributes of a batch's targets, built once per batch: their values are reference
 /// counted, so the thousands of spans of a batch share them instead of copying the strings.
@@ -159,80 +68,6 @@ impl Targets {
             bucket: KeyValue::new(semconv::AWS_S3_BUCKET, shared(&targets.bucket)),
         }
     }
-}
-
-/// A tracer provider exporting OTLP/HTTP (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`
-/// (default localhost:4318), with X-Ray trace ids. Standard `OTEL_*` variables apply.
-///
-/// # Errors
-/// [`opentelemetry_otlp::ExporterBuildError`] when the exporter cannot be built (an
-/// unusable endpoint or HTTP client).
-pub fn otlp_provider(
-    endpoint: Option<&str>,
-) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
-    if let Some(endpoint) = endpoint {
-        use opentelemetry_otlp::WithExportConfig;
-        exporter = exporter.with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
-    }
-    let exporter = exporter.build()?;
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(
-            BatchConfigBuilder::default()
-                .with_max_queue_size(MAX_QUEUED_SPANS)
-                .with_max_export_batch_size(2_048)
-                .build(),
-        )
-        .build();
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(SERVICE_NAME)
-        .build();
-    Ok(SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
-        .with_resource(resource)
-        .build())
-}
-
-/// The tracer of record spans.
-pub fn tracer(provider: &SdkTracerProvider) -> SdkTracer {
-    use opentelemetry::trace::TracerProvider;
-    provider.tracer(SERVICE_NAME)
-}
-
-/// The span context of an X-Ray trace header (`Root=…;Parent=…;Sampled=…`).
-pub fn xray_parent(header: &str) -> Option<Context> {
-    let sc = opentelemetry_aws::trace::xray_propagator::span_context_from_str(header)?;
-    Some(Context::new().with_remote_span_context(sc))
-}
-
-/// The span context of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
-pub fn traceparent_context(value: &str) -> Option<SpanContext> {
-    let mut parts = value.trim().split('-');
-    let (version, trace, span, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if version != "00"
-        || trace.len() != 32
-        || span.len() != 16
-        || flags.len() != 2
-        || parts.next().is_some()
-    {
-        return None;
-    }
-    let trace_id = TraceId::from_hex(trace)
-        .ok()
-        .filter(|t| *t != TraceId::INVALID)?;
-    let span_id = SpanId::from_hex(span)
-        .ok()
-        .filter(|s| *s != SpanId::INVALID)?;
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some(SpanContext::new(
-        trace_id,
-        span_id,
-        TraceFlags::new(flags),
-        true,
-        TraceState::default(),
-    ))
 }
 
 /// Converts monotonic instants to wall-clock times, anchored at one moment.
@@ -532,44 +367,9 @@ fn emit_call(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_w3c_traceparent_becomes_a_remote_span_context() {
-        let sc =
-            traceparent_context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
-        assert_eq!(
-            sc.trace_id().to_string(),
-            "0af7651916cd43dd8448eb211c80319c"
-        );
-        assert!(sc.is_sampled() && sc.is_remote());
-        assert!(
-            traceparent_context("00-00000000000000000000000000000000-b7ad6b7169203331-01")
-                .is_none()
-        );
-        assert!(traceparent_context("garbage").is_none());
-    }
-
-    #[test]
-    fn an_xray_header_becomes_the_parent() {
-        let cx = xray_parent(
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-        )
-        .unwrap();
-        assert_eq!(
-            cx.span().span_context().trace_id().to_string(),
-            "5759e988bd862e3fe1be46a994272793"
-        );
-    }
-
-    #[test]
-    fn the_plan_rejects_a_ratio_outside_zero_to_one() {
-        let err = TracePlan::from_lookup(|k| {
-            (k == env::STORE_ONLY_TRACE_RATIO).then(|| "1.5".to_string())
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("STORE_ONLY_TRACE_RATIO"), "{err}");
-    }
+    use crate::domain::FlowType;
+    use opentelemetry::trace::{SpanId, TraceId};
+    use opentelemetry_sdk::trace::SdkTracerProvider;
 
     /// Traces, record spans and overflow roots of one invocation of `n` records, all traced.
     fn emitted(n: usize, plan: TracePlan) -> Vec<opentelemetry_sdk::trace::SpanData> {
