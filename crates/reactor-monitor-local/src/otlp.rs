@@ -18,6 +18,7 @@ use prost::Message;
 use serde::Serialize;
 
 use crate::summary::avg_p50_p99;
+use opentelemetry_semantic_conventions::attribute as semconv;
 use reactor_monitor::domain::FlowType;
 use reactor_monitor::telemetry::names::spans;
 
@@ -43,6 +44,21 @@ impl ReceivedSpan {
 
     pub fn duration_ms(&self) -> f64 {
         self.end_unix_nano.saturating_sub(self.start_unix_nano) as f64 / 1e6
+    }
+
+    /// A record's consumer span (`process <stream>`).
+    pub fn is_record(&self) -> bool {
+        self.attr(semconv::MESSAGING_OPERATION_NAME) == Some(spans::PROCESS)
+    }
+
+    /// An alert's PRODUCER span (`publish <topic>`), whose context the alert carries.
+    pub fn is_publish(&self) -> bool {
+        self.attr(semconv::MESSAGING_OPERATION_NAME) == Some(spans::PUBLISH)
+    }
+
+    /// The W3C `traceparent` of this span, as an alert published under it carries it.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
     }
 }
 
@@ -314,9 +330,7 @@ pub fn unique_flows(spans: &[ReceivedSpan]) -> Vec<TraceFlowRow> {
         .map(|&flow| {
             let records: Vec<&ReceivedSpan> = spans
                 .iter()
-                .filter(|s| {
-                    s.name == spans::RECORD && s.attr(spans::FLOW_TYPE) == Some(flow.as_str())
-                })
+                .filter(|s| s.is_record() && s.attr(spans::FLOW_TYPE) == Some(flow.as_str()))
                 .collect();
             let mut durations: Vec<f64> = records.iter().map(|s| s.duration_ms()).collect();
             let (avg_ms, p50_ms, p99_ms) = avg_p50_p99(&mut durations);

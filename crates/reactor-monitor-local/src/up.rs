@@ -33,7 +33,6 @@ use reactor_monitor::aws;
 use reactor_monitor::domain::SequenceNumber;
 use reactor_monitor::function::AwsFunction;
 use reactor_monitor::telemetry::function::MetricsSink;
-use reactor_monitor::telemetry::names::spans as names;
 use reactor_monitor::telemetry::traces::{self, TracePlan};
 
 /// How often the live view refreshes (and spans are flushed to the receiver).
@@ -652,8 +651,7 @@ impl LiveView {
         let new = total.saturating_sub(self.logged).min(spans.len());
         let fresh = &spans[spans.len() - new..];
         self.logged = total;
-        let records: Vec<&ReceivedSpan> =
-            fresh.iter().filter(|s| s.name == names::RECORD).collect();
+        let records: Vec<&ReceivedSpan> = fresh.iter().filter(|s| s.is_record()).collect();
         if records.is_empty() {
             return;
         }
@@ -751,7 +749,7 @@ fn frame(
     shards: &BTreeMap<String, ShardWatch>,
     progress: &MappingProgress,
 ) -> Vec<String> {
-    let records = spans.iter().filter(|s| s.name == names::RECORD).count();
+    let records = spans.iter().filter(|s| s.is_record()).count();
     let mut lines = vec![
         format!(
             "── live {} UTC · {records} record spans · {} invocations · {} spans · Ctrl-C stops",

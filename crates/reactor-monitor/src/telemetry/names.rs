@@ -50,9 +50,28 @@ pub mod metrics {
 /// Span names and our own span attribute keys. Semantic-convention keys come from
 /// `opentelemetry-semantic-conventions`.
 pub mod spans {
-    /// One consumer span per record.
-    pub const RECORD: &str = "process reading";
+    /// `messaging.operation.name` of the consumer span of each record; with the stream it
+    /// names the span ([`messaging_span_name`]): `process indications-stream`.
+    pub const PROCESS: &str = "process";
+    /// `messaging.operation.name` of the PRODUCER span of an alert's publication:
+    /// `publish reactor-notifications`.
+    pub const PUBLISH: &str = "publish";
     pub const DECODE: &str = "decode";
+    /// `db.system.name` of the DynamoDB call spans.
+    pub const DB_SYSTEM_DYNAMODB: &str = "aws.dynamodb";
+    /// `messaging.system` of the record spans and of the alert's publication.
+    pub const MESSAGING_SYSTEM_KINESIS: &str = "aws_kinesis";
+    pub const MESSAGING_SYSTEM_SNS: &str = "aws_sns";
+
+    /// A messaging span's name as semantic conventions 1.44 give it: `{operation}
+    /// {destination}`, or the operation alone when the destination is not known.
+    pub fn messaging_span_name(operation: &str, destination: &str) -> String {
+        if destination.is_empty() {
+            operation.to_string()
+        } else {
+            format!("{operation} {destination}")
+        }
+    }
 
     pub const FLOW_TYPE: &str = "flow_type";
     pub const REACTOR: &str = "reactor";

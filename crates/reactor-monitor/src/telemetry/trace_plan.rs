@@ -1,8 +1,13 @@
 //! Configuration of the traces: the volume plan (which records are traced, how many record
 //! subtrees a trace holds), where the calls go, and the tracer provider.
 
+use std::cell::Cell;
+
+use opentelemetry::trace::{SpanId, TraceId};
+use opentelemetry_aws::trace::XrayIdGenerator;
 use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
+    BatchConfigBuilder, BatchSpanProcessor, IdGenerator, SdkTracer, SdkTracerProvider,
+    TracerProviderBuilder,
 };
 
 use super::names::SERVICE_NAME;
@@ -122,14 +127,68 @@ pub fn otlp_provider(
                 .build(),
         )
         .build();
+    Ok(provider_builder().with_span_processor(processor).build())
+}
+
+/// A provider builder with what every provider of record spans needs (add a processor or
+/// an exporter): the service name and [`PresetIdGenerator`], without which the span ids
+/// decided before the calls (an alert's `traceparent`) would not be the emitted ones.
+pub fn provider_builder() -> TracerProviderBuilder {
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(SERVICE_NAME)
         .build();
-    Ok(SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
+    SdkTracerProvider::builder()
+        .with_id_generator(PresetIdGenerator::default())
         .with_resource(resource)
-        .build())
+}
+
+thread_local! {
+    /// Ids the next span started on this thread takes, set by [`start_with_ids`].
+    static PRESET: Cell<(Option<TraceId>, Option<SpanId>)> = const { Cell::new((None, None)) };
+}
+
+/// X-Ray ids ([`XrayIdGenerator`]), except for a span started inside [`start_with_ids`],
+/// which takes the ids decided earlier. The SDK's span builder has no way to set them since
+/// 0.28, and an id that went out in a message (an alert's `traceparent`) must be the span's.
+#[derive(Debug, Default)]
+pub struct PresetIdGenerator {
+    xray: XrayIdGenerator,
+}
+
+impl IdGenerator for PresetIdGenerator {
+    fn new_trace_id(&self) -> TraceId {
+        PRESET
+            .with(|preset| {
+                let (trace, span) = preset.get();
+                preset.set((None, span));
+                trace
+            })
+            .unwrap_or_else(|| self.xray.new_trace_id())
+    }
+
+    fn new_span_id(&self) -> SpanId {
+        PRESET
+            .with(|preset| {
+                let (trace, span) = preset.get();
+                preset.set((trace, None));
+                span
+            })
+            .unwrap_or_else(|| self.xray.new_span_id())
+    }
+}
+
+/// Runs `start` (which starts one span) so that the span takes `span_id`, and `trace_id`
+/// when it is a root (a child takes its parent's trace id). Needs a provider built with
+/// [`PresetIdGenerator`]; the SDK starts a span on the calling thread.
+pub fn start_with_ids<T>(
+    trace_id: Option<TraceId>,
+    span_id: Option<SpanId>,
+    start: impl FnOnce() -> T,
+) -> T {
+    PRESET.with(|preset| preset.set((trace_id, span_id)));
+    let span = start();
+    PRESET.with(|preset| preset.set((None, None)));
+    span
 }
 
 /// The tracer of record spans.

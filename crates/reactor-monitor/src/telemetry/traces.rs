@@ -13,19 +13,23 @@
 //! cost ⌈n / MAX_RECORD_SPANS_PER_TRACE⌉ traces (the first is the invocation's). Counts stay
 //! exact in the EMF metrics.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{Link, Span, SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::SdkTracer;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tokio::time::Instant;
 
 use super::names::spans;
+use super::propagation::{AlertContexts, PublishSpan};
 pub use super::propagation::{traceparent_context, xray_parent};
+use super::trace_plan::start_with_ids;
 pub use super::trace_plan::{
-    CallTargets, DEFAULT_MAX_RECORD_SPANS_PER_TRACE, TracePlan, env, otlp_provider, tracer,
+    CallTargets, DEFAULT_MAX_RECORD_SPANS_PER_TRACE, TracePlan, env, otlp_provider,
+    provider_builder, tracer,
 };
 use crate::pipeline::{BatchReport, CallTiming, Outcome, RecordReport};
 
@@ -41,19 +45,25 @@ pub const OVERFLOW_RECORDS: &str = "reactor_monitor.overflow.records";
 /// Traced records emitted between two flushes: at most 6 spans each, within the queue.
 pub const FLUSH_EVERY_TRACED_RECORDS: usize = 1_000;
 
-/// The attributes of a batch's targets, built once per batch: their values are reference
-/// counted, so the thousands of spans of a batch share them instead of copying the strings.
+/// The attributes of a batch's targets and the names of its messaging spans, built once per
+/// batch: their values are reference counted, so the thousands of spans of a batch share them
+/// instead of copying the strings.
 struct Targets {
     destination: KeyValue,
     region: KeyValue,
     table: KeyValue,
     topic: KeyValue,
+    topic_name: KeyValue,
     bucket: KeyValue,
+    record_span: String,
+    publish_span: String,
 }
 
 impl Targets {
     fn new(targets: &CallTargets) -> Self {
         let shared = |s: &str| StringValue::from(Arc::<str>::from(s));
+        // arn:partition:sns:region:account-id:topic-name
+        let topic_name = targets.topic_arn.rsplit(':').next().unwrap_or_default();
         Self {
             destination: KeyValue::new(
                 semconv::MESSAGING_DESTINATION_NAME,
@@ -65,7 +75,10 @@ impl Targets {
                 Value::Array(Array::String(vec![shared(&targets.table_name)])),
             ),
             topic: KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, shared(&targets.topic_arn)),
+            topic_name: KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, shared(topic_name)),
             bucket: KeyValue::new(semconv::AWS_S3_BUCKET, shared(&targets.bucket)),
+            record_span: spans::messaging_span_name(spans::PROCESS, &targets.stream_name),
+            publish_span: spans::messaging_span_name(spans::PUBLISH, topic_name),
         }
     }
 }
@@ -111,55 +124,93 @@ pub fn emit_batch_flushing(
     targets: &CallTargets,
     flush: &dyn Fn(),
 ) -> usize {
-    let clock = Clock::now();
-    let targets = Targets::new(targets);
+    let alerts = AlertContexts::new(
+        invocation.span().span_context().clone(),
+        plan.max_records_per_trace,
+    );
+    emit_invocation(tracer, invocation, report, plan, targets, &alerts, flush)
+}
+
+/// As [`emit_batch_flushing`], for an invocation whose alerts went out with the contexts
+/// decided in `alerts`: each alerting record is emitted where its context says (alerting
+/// records first), and its publish span takes the decided id.
+pub fn emit_invocation(
+    tracer: &SdkTracer,
+    invocation: &Context,
+    report: &BatchReport,
+    plan: &TracePlan,
+    targets: &CallTargets,
+    alerts: &AlertContexts,
+    flush: &dyn Fn(),
+) -> usize {
+    let emission = Emission {
+        tracer,
+        targets: Targets::new(targets),
+        clock: Clock::now(),
+        alerts,
+    };
     let invocation_link = invocation.span().span_context().clone();
-    let traced: Vec<&RecordReport> = report.records.iter().filter(|r| plan.traces(r)).collect();
+    let traced = traced_in_order(report, plan, alerts);
     let per_trace = plan.max_records_per_trace.max(1);
     let mut emitted = 0;
     for (group, records) in traced.chunks(per_trace).enumerate() {
         // The first group hangs under the invocation; each later one under an overflow root
         // of its own, which spans its records and links to the invocation.
-        let mut overflow = (group > 0).then(|| {
-            let start = records
-                .iter()
-                .map(|r| record_window(r, &clock).0)
-                .min()
-                .unwrap_or(clock.system);
-            let links = if invocation_link.is_valid() {
-                vec![Link::with_context(invocation_link.clone())]
-            } else {
-                Vec::new()
-            };
-            tracer
-                .span_builder(OVERFLOW_SPAN)
-                .with_kind(SpanKind::Internal)
-                .with_start_time(start)
-                .with_attributes([
-                    KeyValue::new(OVERFLOW_GROUP, group as i64),
-                    KeyValue::new(OVERFLOW_RECORDS, records.len() as i64),
-                ])
-                .with_links(links)
-                .start_with_context(tracer, &Context::new())
-        });
+        let mut overflow =
+            (group > 0).then(|| emission.overflow_root(group, records, &invocation_link));
         let parent = match &overflow {
             Some(root) => Context::new().with_remote_span_context(root.span_context().clone()),
             None => invocation.clone(),
         };
         let mut end = None;
         for record in records {
-            emit_record(tracer, &parent, Vec::new(), record, &targets, &clock);
-            end = end.max(Some(record_window(record, &clock).1));
+            emission.record(&parent, record);
+            end = end.max(Some(record_window(record, &emission.clock).1));
             emitted += 1;
             if emitted % FLUSH_EVERY_TRACED_RECORDS == 0 {
                 flush();
             }
         }
         if let Some(root) = overflow.as_mut() {
-            root.end_with_timestamp(end.unwrap_or(clock.system));
+            root.end_with_timestamp(end.unwrap_or(emission.clock.system));
         }
     }
     emitted
+}
+
+/// The traced records in the order they fill the traces: the records whose alert went out
+/// first, at the place decided when it was published, then the others the plan traces.
+fn traced_in_order<'r>(
+    report: &'r BatchReport,
+    plan: &TracePlan,
+    alerts: &AlertContexts,
+) -> Vec<&'r RecordReport> {
+    let mut published: Vec<(usize, &RecordReport)> = Vec::with_capacity(alerts.len());
+    let mut others = Vec::new();
+    for record in &report.records {
+        let decided = (record.severity.is_some() && !alerts.is_empty())
+            .then(|| alerts.decided(&record.origin))
+            .flatten();
+        match decided {
+            Some(publish) => published.push((publish.position, record)),
+            None if plan.traces(record) => others.push(record),
+            None => {}
+        }
+    }
+    published.sort_by_key(|(position, _)| *position);
+    published
+        .into_iter()
+        .map(|(_, record)| record)
+        .chain(others)
+        .collect()
+}
+
+/// What every span of a batch is emitted with.
+struct Emission<'a> {
+    tracer: &'a SdkTracer,
+    targets: Targets,
+    clock: Clock,
+    alerts: &'a AlertContexts,
 }
 
 /// When a record's span starts and ends: from its decoding to the end of its last call.
@@ -180,10 +231,11 @@ fn record_attributes(
     reactor: Option<&StringValue>,
     targets: &Targets,
 ) -> Vec<KeyValue> {
-    let mut attrs = Vec::with_capacity(14);
+    let mut attrs = Vec::with_capacity(15);
     attrs.extend([
         KeyValue::new(spans::FLOW_TYPE, record.flow.as_str()),
-        KeyValue::new(semconv::MESSAGING_SYSTEM, "aws_kinesis"),
+        KeyValue::new(semconv::MESSAGING_SYSTEM, spans::MESSAGING_SYSTEM_KINESIS),
+        KeyValue::new(semconv::MESSAGING_OPERATION_NAME, spans::PROCESS),
         KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "process"),
         targets.destination.clone(),
         KeyValue::new(
@@ -262,145 +314,271 @@ fn shared_attributes(
     attrs
 }
 
-fn emit_record(
-    tracer: &SdkTracer,
-    parent: &Context,
-    mut links: Vec<Link>,
-    record: &RecordReport,
-    targets: &Targets,
-    clock: &Clock,
-) {
-    // One copy of the reactor id for all the record's spans.
-    let reactor = record
-        .reading
-        .as_ref()
-        .map(|r| StringValue::from(Arc::<str>::from(r.reactor.as_str())));
-    let reactor = reactor.as_ref();
-    if let Some(producer) = record
-        .reading
-        .as_ref()
-        .and_then(|r| r.traceparent.as_deref())
-        .and_then(traceparent_context)
-    {
-        links.push(Link::with_context(producer));
+impl Emission<'_> {
+    /// The root of overflow group `group`, in the trace decided for it, spanning `records`
+    /// and linked to the invocation.
+    fn overflow_root(
+        &self,
+        group: usize,
+        records: &[&RecordReport],
+        invocation: &SpanContext,
+    ) -> opentelemetry_sdk::trace::Span {
+        let start = records
+            .iter()
+            .map(|r| record_window(r, &self.clock).0)
+            .min()
+            .unwrap_or(self.clock.system);
+        let links = if invocation.is_valid() {
+            vec![Link::with_context(invocation.clone())]
+        } else {
+            Vec::new()
+        };
+        let builder = self
+            .tracer
+            .span_builder(OVERFLOW_SPAN)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start)
+            .with_attributes([
+                KeyValue::new(OVERFLOW_GROUP, group as i64),
+                KeyValue::new(OVERFLOW_RECORDS, records.len() as i64),
+            ])
+            .with_links(links);
+        let trace_id = self.alerts.overflow_trace_id(group);
+        start_with_ids(Some(trace_id), None, || {
+            builder.start_with_context(self.tracer, &Context::new())
+        })
     }
-    let (start, end) = record_window(record, clock);
 
-    let mut span = tracer
-        .span_builder(spans::RECORD)
-        .with_kind(SpanKind::Consumer)
-        .with_start_time(start)
-        .with_attributes(record_attributes(record, reactor, targets))
-        .with_links(links)
-        .start_with_context(tracer, parent);
-    if let Outcome::Failed(error) = &record.outcome {
-        span.set_status(Status::error(error.to_string()));
-        span.add_event(
-            "exception",
-            vec![
-                KeyValue::new(semconv::EXCEPTION_TYPE, format!("{:?}", error.kind)),
-                KeyValue::new(semconv::EXCEPTION_MESSAGE, error.to_string()),
-            ],
+    /// A record's subtree: its consumer span, `decode`, and a span per call that carried it.
+    fn record(&self, parent: &Context, record: &RecordReport) {
+        // One copy of the reactor id for all the record's spans.
+        let reactor = record
+            .reading
+            .as_ref()
+            .map(|r| StringValue::from(Arc::<str>::from(r.reactor.as_str())));
+        let reactor = reactor.as_ref();
+        let links: Vec<Link> = record
+            .reading
+            .as_ref()
+            .and_then(|r| r.traceparent.as_deref())
+            .and_then(traceparent_context)
+            .map(Link::with_context)
+            .into_iter()
+            .collect();
+        let (start, end) = record_window(record, &self.clock);
+
+        let mut span = self
+            .tracer
+            .span_builder(self.targets.record_span.clone())
+            .with_kind(SpanKind::Consumer)
+            .with_start_time(start)
+            .with_attributes(record_attributes(record, reactor, &self.targets))
+            .with_links(links)
+            .start_with_context(self.tracer, parent);
+        if let Outcome::Failed(error) = &record.outcome {
+            span.set_status(Status::error(error.to_string()));
+            span.add_event(
+                "exception",
+                vec![
+                    KeyValue::new(semconv::EXCEPTION_TYPE, format!("{:?}", error.kind)),
+                    KeyValue::new(semconv::EXCEPTION_MESSAGE, error.to_string()),
+                ],
+            );
+        }
+        let cx = parent.with_remote_span_context(span.span_context().clone());
+        let mut decode = self
+            .tracer
+            .span_builder(spans::DECODE)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start)
+            .with_attributes(shared_attributes(record, reactor, 0))
+            .start_with_context(self.tracer, &cx);
+        decode.end_with_timestamp(start + record.decoded_in);
+
+        let mut publish = (record.severity.is_some() && !self.alerts.is_empty())
+            .then(|| self.alerts.decided(&record.origin))
+            .flatten();
+        for call in &record.calls {
+            let decided = if is_publish(call.operation) {
+                publish.take()
+            } else {
+                None
+            };
+            self.call(&cx, call, record, reactor, decided);
+        }
+        span.end_with_timestamp(end);
+    }
+
+    /// The span of one AWS call, a PRODUCER span for a publication (with the id decided
+    /// when it went out, if any), a CLIENT span otherwise.
+    fn call(
+        &self,
+        parent: &Context,
+        call: &CallTiming,
+        record: &RecordReport,
+        reactor: Option<&StringValue>,
+        publish: Option<PublishSpan>,
+    ) {
+        let mut attrs = shared_attributes(record, reactor, 10);
+        attrs.extend(self.aws_sdk_attributes(call));
+        let (name, kind) = if is_publish(call.operation) {
+            attrs.extend(self.publish_attributes());
+            (
+                Cow::Owned(self.targets.publish_span.clone()),
+                SpanKind::Producer,
+            )
+        } else {
+            (Cow::Borrowed(span_name(call.operation)), SpanKind::Client)
+        };
+        let builder = self
+            .tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_start_time(self.clock.at(call.started))
+            .with_attributes(attrs);
+        let mut span = start_with_ids(None, publish.map(|p| p.span_id), || {
+            builder.start_with_context(self.tracer, parent)
+        });
+        if let Some(kind) = call.error {
+            span.set_status(Status::error(format!("{:?}", kind)));
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, format!("{:?}", kind)));
+        }
+        span.end_with_timestamp(
+            self.clock
+                .at(call.finished)
+                .max(self.clock.at(call.started)),
         );
     }
-    let cx = parent.with_remote_span_context(span.span_context().clone());
-    let mut decode = tracer
-        .span_builder(spans::DECODE)
-        .with_kind(SpanKind::Internal)
-        .with_start_time(start)
-        .with_attributes(shared_attributes(record, reactor, 0))
-        .start_with_context(tracer, &cx);
-    decode.end_with_timestamp(start + record.decoded_in);
 
-    for call in &record.calls {
-        emit_call(tracer, &cx, call, record, reactor, targets, clock);
+    /// The AWS SDK attributes of a call (`rpc.*`, region, the resource, the request id), and
+    /// the database ones of a DynamoDB call.
+    fn aws_sdk_attributes(&self, call: &CallTiming) -> Vec<KeyValue> {
+        let targets = &self.targets;
+        let (service, resource) = match call.operation {
+            "BatchWriteItem" | "BatchGetItem" | "PutItem" => ("DynamoDB", Some(&targets.table)),
+            "PublishBatch" | "Publish" => ("SNS", Some(&targets.topic)),
+            "PutObject" => ("S3", Some(&targets.bucket)),
+            _ => ("AWS", None),
+        };
+        // The ADOT collector's awsxray exporter turns spans with rpc.system = aws-api and
+        // rpc.service / rpc.method into AWS subsegments; the renamed keys are not read yet.
+        #[allow(deprecated)]
+        let mut attrs = vec![
+            KeyValue::new(semconv::RPC_SYSTEM, "aws-api"),
+            KeyValue::new(semconv::RPC_SERVICE, service),
+            KeyValue::new(semconv::RPC_METHOD, call.operation),
+            targets.region.clone(),
+        ];
+        attrs.extend(resource.cloned());
+        if service == "DynamoDB" {
+            attrs.push(KeyValue::new(
+                semconv::DB_SYSTEM_NAME,
+                spans::DB_SYSTEM_DYNAMODB,
+            ));
+            attrs.push(KeyValue::new(semconv::DB_OPERATION_NAME, call.operation));
+        }
+        if let Some(id) = &call.request_id {
+            attrs.push(KeyValue::new(semconv::AWS_REQUEST_ID, id.clone()));
+        }
+        attrs
     }
-    span.end_with_timestamp(end);
+
+    /// The messaging attributes of an alert's publication.
+    fn publish_attributes(&self) -> [KeyValue; 4] {
+        [
+            KeyValue::new(semconv::MESSAGING_SYSTEM, spans::MESSAGING_SYSTEM_SNS),
+            KeyValue::new(semconv::MESSAGING_OPERATION_NAME, spans::PUBLISH),
+            KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"),
+            self.targets.topic_name.clone(),
+        ]
+    }
 }
 
-fn emit_call(
-    tracer: &SdkTracer,
-    parent: &Context,
-    call: &CallTiming,
-    record: &RecordReport,
-    reactor: Option<&StringValue>,
-    targets: &Targets,
-    clock: &Clock,
-) {
-    let (name, service, resource): (&'static str, &'static str, Option<&KeyValue>) =
-        match call.operation {
-            "BatchWriteItem" => ("DynamoDB.BatchWriteItem", "DynamoDB", Some(&targets.table)),
-            "BatchGetItem" => ("DynamoDB.BatchGetItem", "DynamoDB", Some(&targets.table)),
-            "PutItem" => ("DynamoDB.PutItem", "DynamoDB", Some(&targets.table)),
-            "PublishBatch" => ("SNS.PublishBatch", "SNS", Some(&targets.topic)),
-            "Publish" => ("SNS.Publish", "SNS", Some(&targets.topic)),
-            "PutObject" => ("S3.PutObject", "S3", Some(&targets.bucket)),
-            other => (other, "AWS", None),
-        };
-    let mut attrs = shared_attributes(record, reactor, 7);
-    // The ADOT collector's awsxray exporter turns spans with rpc.system = aws-api and
-    // rpc.service / rpc.method into AWS subsegments; the renamed keys are not read yet.
-    #[allow(deprecated)]
-    attrs.extend([
-        KeyValue::new(semconv::RPC_SYSTEM, "aws-api"),
-        KeyValue::new(semconv::RPC_SERVICE, service),
-        KeyValue::new(semconv::RPC_METHOD, call.operation),
-        targets.region.clone(),
-    ]);
-    attrs.extend(resource.cloned());
-    if let Some(id) = &call.request_id {
-        attrs.push(KeyValue::new(semconv::AWS_REQUEST_ID, id.clone()));
+/// Whether a call publishes alerts (a PRODUCER span).
+fn is_publish(operation: &str) -> bool {
+    matches!(operation, "PublishBatch" | "Publish")
+}
+
+/// The span name of a CLIENT call: `{rpc.service}.{rpc.method}`, as the AWS SDK
+/// instrumentations name them.
+fn span_name(operation: &'static str) -> &'static str {
+    match operation {
+        "BatchWriteItem" => "DynamoDB.BatchWriteItem",
+        "BatchGetItem" => "DynamoDB.BatchGetItem",
+        "PutItem" => "DynamoDB.PutItem",
+        "PutObject" => "S3.PutObject",
+        other => other,
     }
-    let mut span = tracer
-        .span_builder(name)
-        .with_kind(SpanKind::Client)
-        .with_start_time(clock.at(call.started))
-        .with_attributes(attrs)
-        .start_with_context(tracer, parent);
-    if let Some(kind) = call.error {
-        span.set_status(Status::error(format!("{:?}", kind)));
-        span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, format!("{:?}", kind)));
-    }
-    span.end_with_timestamp(clock.at(call.finished).max(clock.at(call.started)));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::FlowType;
+    use crate::domain::{FlowType, SequenceNumber, Severity};
+    use crate::ports::Origin;
     use opentelemetry::trace::{SpanId, TraceId};
-    use opentelemetry_sdk::trace::SdkTracerProvider;
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 
-    /// Traces, record spans and overflow roots of one invocation of `n` records, all traced.
-    fn emitted(n: usize, plan: TracePlan) -> Vec<opentelemetry_sdk::trace::SpanData> {
-        use crate::domain::SequenceNumber;
-        use crate::ports::Origin;
-        use opentelemetry_sdk::trace::InMemorySpanExporter;
+    fn origin(i: usize) -> Origin {
+        Origin {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: SequenceNumber::new(i.to_string()),
+            partition_key: "k".into(),
+            arrival: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
 
+    /// A stored record; an alerting one (published by a `PublishBatch` call) when `alerting`.
+    fn record(i: usize, alerting: bool) -> RecordReport {
+        let now = Instant::now();
+        RecordReport {
+            origin: origin(i),
+            flow: if alerting {
+                FlowType::StoreAndAlert
+            } else {
+                FlowType::StoreOnly
+            },
+            reading: None,
+            severity: alerting.then_some(Severity::Warning),
+            reject_reason: None,
+            payload_len: 0,
+            decoded_in: std::time::Duration::from_micros(3),
+            calls: if alerting {
+                vec![CallTiming {
+                    operation: "PublishBatch",
+                    started: now,
+                    finished: now,
+                    error: None,
+                    request_id: None,
+                }]
+            } else {
+                Vec::new()
+            },
+            outcome: if alerting {
+                Outcome::StoredAndAlerted {
+                    severity: Severity::Warning,
+                    published_now: true,
+                }
+            } else {
+                Outcome::Stored
+            },
+        }
+    }
+
+    fn in_memory() -> (SdkTracerProvider, InMemorySpanExporter) {
         let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
+        let provider = provider_builder()
             .with_simple_exporter(exporter.clone())
             .build();
+        (provider, exporter)
+    }
+
+    /// Traces, record spans and overflow roots of one invocation of `n` records, all traced.
+    fn emitted(n: usize, plan: TracePlan) -> Vec<SpanData> {
+        let (provider, exporter) = in_memory();
         let tracer = tracer(&provider);
         let report = BatchReport {
-            records: (0..n)
-                .map(|i| RecordReport {
-                    origin: Origin {
-                        shard_id: "shardId-000000000000".into(),
-                        sequence_number: SequenceNumber::new(i.to_string()),
-                        partition_key: "k".into(),
-                        arrival: chrono::DateTime::UNIX_EPOCH,
-                    },
-                    flow: FlowType::StoreOnly,
-                    reading: None,
-                    severity: None,
-                    reject_reason: None,
-                    payload_len: 0,
-                    decoded_in: std::time::Duration::from_micros(3),
-                    calls: Vec::new(),
-                    outcome: Outcome::Stored,
-                })
-                .collect(),
+            records: (0..n).map(|i| record(i, false)).collect(),
             requests: Vec::new(),
         };
         let mut invocation = tracer.start("invocation");
@@ -410,6 +588,73 @@ mod tests {
         assert_eq!(traced, n);
         provider.force_flush().unwrap();
         exporter.get_finished_spans().unwrap()
+    }
+
+    #[test]
+    fn each_alert_goes_out_with_the_context_of_the_publish_span_emitted_for_it() {
+        let (provider, exporter) = in_memory();
+        let tracer = tracer(&provider);
+        let alerting = [1, 4, 5, 6, 8];
+        let report = BatchReport {
+            records: (0..9).map(|i| record(i, alerting.contains(&i))).collect(),
+            requests: Vec::new(),
+        };
+        let plan = TracePlan {
+            store_only_ratio: 1.0,
+            max_records_per_trace: 2,
+        };
+        let mut invocation = tracer.start("invocation");
+        let cx = Context::new().with_remote_span_context(invocation.span_context().clone());
+        let alerts = AlertContexts::new(invocation.span_context().clone(), 2);
+        // Published in the order the concurrent calls happened to run, one of them twice.
+        let published: Vec<(usize, SpanContext)> = [6, 1, 8, 6, 5, 4]
+            .into_iter()
+            .map(|i| (i, alerts.context_of(alerts.publish_span(&origin(i)))))
+            .collect();
+        let targets = CallTargets {
+            stream_name: "indications-stream".into(),
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-notifications".into(),
+            ..CallTargets::default()
+        };
+        emit_invocation(&tracer, &cx, &report, &plan, &targets, &alerts, &|| {});
+        invocation.end();
+        provider.force_flush().unwrap();
+        let spans = exporter.get_finished_spans().unwrap();
+
+        assert_eq!(published[0].1, published[3].1, "a retried publication");
+        for (i, context) in &published {
+            let publish = spans
+                .iter()
+                .find(|s| s.span_context.span_id() == context.span_id())
+                .unwrap_or_else(|| panic!("no span has the id record {i} published"));
+            assert_eq!(publish.span_context.trace_id(), context.trace_id());
+            assert_eq!(publish.span_context.trace_flags(), context.trace_flags());
+            assert_eq!(publish.span_kind, SpanKind::Producer);
+            assert_eq!(publish.name, "publish reactor-notifications");
+            let parent = spans
+                .iter()
+                .find(|s| s.span_context.span_id() == publish.parent_span_id)
+                .unwrap();
+            assert_eq!(parent.name, "process indications-stream");
+            let message_id = parent
+                .attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == semconv::MESSAGING_MESSAGE_ID)
+                .map(|kv| kv.value.to_string());
+            assert_eq!(message_id, Some(i.to_string()));
+        }
+        // Alerts first, two a trace: 6 and 1 in the invocation's trace, 8 and 5 in the
+        // first overflow trace, 4 in the second, with the first store-only record.
+        let invocation_trace = invocation.span_context().trace_id();
+        assert_eq!(published[0].1.trace_id(), invocation_trace);
+        assert_eq!(published[1].1.trace_id(), invocation_trace);
+        assert_eq!(published[2].1.trace_id(), alerts.overflow_trace_id(1));
+        assert_eq!(published[5].1.trace_id(), alerts.overflow_trace_id(2));
+        let producers = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Producer)
+            .count();
+        assert_eq!(producers, alerting.len());
     }
 
     #[test]
@@ -437,7 +682,7 @@ mod tests {
             );
             assert_eq!(traces, n.div_ceil(per_trace));
 
-            let records: Vec<_> = spans.iter().filter(|s| s.name == spans::RECORD).collect();
+            let records: Vec<_> = spans.iter().filter(|s| s.name == spans::PROCESS).collect();
             assert_eq!(records.len(), n);
             for trace in &trace_ids {
                 let in_trace = records
