@@ -14,14 +14,14 @@ pub mod metrics {
     pub const DIM_SEVERITY: &str = "Severity";
     pub const DIM_REACTOR: &str = "Reactor";
 
-    /// Per flow type (dimension set [FlowType]): one count per record, errors, and one
+    /// Per flow type (dimension set `[FlowType]`): one count per record, errors, and one
     /// duration value per record (CloudWatch computes avg, p50 and p99 from them).
     pub const RECORDS: &str = "Records";
     pub const RECORD_ERRORS: &str = "RecordErrors";
     pub const RECORD_DURATION: &str = "RecordDuration";
-    /// Per severity (dimension set [Severity]): alerts published.
+    /// Per severity (dimension set `[Severity]`): alerts published.
     pub const ALERTS: &str = "Alerts";
-    /// Per reactor (dimension set [Reactor]): the hottest reading of the batch, °C.
+    /// Per reactor (dimension set `[Reactor]`): the hottest reading of the batch, °C.
     pub const MAX_TEMPERATURE: &str = "MaxTemperature";
     /// Without dimensions: the pipeline as a whole.
     pub const READINGS: &str = "Readings";

@@ -10,8 +10,10 @@
 //! `MAX_RECORD_SPANS_PER_TRACE` traced records hang under the invocation; the others are
 //! grouped, at most `MAX_RECORD_SPANS_PER_TRACE` a group, under overflow roots
 //! ([`OVERFLOW_SPAN`]), one trace per group, each linked to the invocation: n traced records
-//! cost ⌈n / MAX_RECORD_SPANS_PER_TRACE⌉ traces (the first is the invocation's). Counts stay
-//! exact in the EMF metrics.
+//! cost ⌈n / MAX_RECORD_SPANS_PER_TRACE⌉ traces (the first is the invocation's). Records whose
+//! alert went out come first, in the order they were published: the trace and the id of their
+//! publish span were decided then (`propagation::AlertContexts`), and the alert carries them.
+//! Counts stay exact in the EMF metrics.
 
 use std::borrow::Cow;
 use std::sync::Arc;
