@@ -371,3 +371,56 @@ async fn an_injected_store_failure_yields_an_error_span_and_a_reported_record() 
     assert!(attr(write, semconv::ERROR_TYPE).is_some());
     assert_eq!(record("1").status, Status::Unset);
 }
+
+#[tokio::test]
+async fn the_invocation_span_names_the_function_its_account_and_the_batch_size() {
+    use reactor_monitor::telemetry::function::{
+        FunctionTelemetry, InvocationContext, MetricsSink, SpanExport,
+    };
+    let exporter = InMemorySpanExporter::default();
+    let provider = traces::provider_builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let telemetry = FunctionTelemetry::new(
+        Some(SpanExport {
+            provider: provider.clone(),
+            plan: TracePlan::default(),
+            targets: targets(),
+            join_xray_trace: false,
+        }),
+        MetricsSink::Collect(Default::default()),
+    );
+    let arn = "arn:aws:lambda:us-east-1:123456789012:function:reactor-monitor:live";
+    let report = memory_pipeline()
+        .process(
+            batch(vec![payload("r1", 100.0), payload("r2", 750.0)]),
+            None,
+        )
+        .await;
+
+    let invocation = telemetry.start_invocation(&InvocationContext {
+        request_id: "request-1",
+        invoked_function_arn: arn,
+        xray_trace_id: None,
+        records: 2,
+    });
+    telemetry.finish_invocation(invocation, &report, None, None, None);
+
+    let spans = exporter.get_finished_spans().unwrap();
+    let invocation = spans
+        .iter()
+        .find(|s| s.name == reactor_monitor::telemetry::names::SERVICE_NAME)
+        .unwrap();
+    assert_eq!(invocation.span_kind, SpanKind::Server);
+    let expected = [
+        (semconv::FAAS_TRIGGER, "pubsub"),
+        (semconv::FAAS_INVOCATION_ID, "request-1"),
+        (semconv::AWS_LAMBDA_INVOKED_ARN, arn),
+        (semconv::CLOUD_ACCOUNT_ID, "123456789012"),
+        (semconv::MESSAGING_BATCH_MESSAGE_COUNT, "2"),
+    ];
+    for (key, value) in expected {
+        assert_eq!(attr(invocation, key).as_deref(), Some(value), "{key}");
+    }
+    assert_eq!(records(&spans).len(), 2);
+}
