@@ -332,16 +332,8 @@ fn flow_map(spans: &[ReceivedSpan]) -> (Vec<Node>, Vec<Edge>) {
         let Some(record) = records.get(span.parent_span_id.as_str()) else {
             continue;
         };
-        #[allow(deprecated)] // the ADOT awsxray exporter still reads rpc.service
-        let (node, resource) = match span.attr(semconv::RPC_SERVICE) {
-            Some("DynamoDB") => (NodeId::Table, span.attr(semconv::AWS_DYNAMODB_TABLE_NAMES)),
-            Some("SNS") => (
-                NodeId::Topic,
-                span.attr(semconv::AWS_SNS_TOPIC_ARN)
-                    .map(|arn| arn.rsplit(':').next().unwrap_or(arn)),
-            ),
-            Some("S3") => (NodeId::DeadLetters, span.attr(semconv::AWS_S3_BUCKET)),
-            _ => continue,
+        let Some((node, resource)) = sink_of(span) else {
+            continue;
         };
         reached.entry(node).or_default().insert(record_key(record));
         *errors.entry(node).or_default() += usize::from(span.error);
@@ -380,6 +372,22 @@ fn flow_map(spans: &[ReceivedSpan]) -> (Vec<Node>, Vec<Edge>) {
     (nodes, edges)
 }
 
+/// The sink a call span reached, with the resource's name, from its AWS SDK attributes.
+fn sink_of(span: &ReceivedSpan) -> Option<(NodeId, Option<&str>)> {
+    #[allow(deprecated)] // the ADOT awsxray exporter still reads rpc.service
+    let sink = match span.attr(semconv::RPC_SERVICE)? {
+        "DynamoDB" => (NodeId::Table, span.attr(semconv::AWS_DYNAMODB_TABLE_NAMES)),
+        "SNS" => (
+            NodeId::Topic,
+            span.attr(semconv::AWS_SNS_TOPIC_ARN)
+                .map(|arn| arn.rsplit(':').next().unwrap_or(arn)),
+        ),
+        "S3" => (NodeId::DeadLetters, span.attr(semconv::AWS_S3_BUCKET)),
+        _ => return None,
+    };
+    Some(sink)
+}
+
 /// Per flow, the record of median duration (a successful one when there is one) with its
 /// invocation span and its own children.
 fn examples(spans: &[ReceivedSpan]) -> Vec<ExampleTrace> {
@@ -405,45 +413,55 @@ fn examples(spans: &[ReceivedSpan]) -> Vec<ExampleTrace> {
         let Some(record) = candidates.get(candidates.len() / 2).copied() else {
             continue;
         };
-        let mut shown: Vec<(usize, &ReceivedSpan)> = Vec::new();
-        let parent = by_id.get(record.parent_span_id.as_str()).copied();
-        if let Some(invocation) = parent {
-            shown.push((0, invocation));
-        }
-        let depth = shown.len();
-        shown.push((depth, record));
-        let mut own = children
-            .get(record.span_id.as_str())
-            .cloned()
-            .unwrap_or_default();
-        own.sort_by_key(|s| s.start_unix_nano);
-        shown.extend(own.into_iter().map(|s| (depth + 1, s)));
-        let origin = shown
-            .iter()
-            .map(|(_, s)| s.start_unix_nano)
-            .min()
-            .unwrap_or(0);
-        examples.push(ExampleTrace {
-            flow_type: flow.as_str().to_string(),
-            trace_id: record.trace_id.clone(),
-            records_in_trace: spans
-                .iter()
-                .filter(|s| s.is_record() && s.trace_id == record.trace_id)
-                .count(),
-            spans: shown
-                .into_iter()
-                .map(|(depth, s)| ExampleSpan {
-                    name: s.name.clone(),
-                    depth,
-                    offset_ms: s.start_unix_nano.saturating_sub(origin) as f64 / 1e6,
-                    duration_ms: s.duration_ms(),
-                    error: s.error,
-                    attributes: s.attributes.clone(),
-                })
-                .collect(),
-        });
+        examples.push(example_of(flow, record, spans, &by_id, &children));
     }
     examples
+}
+
+/// The example trace of `flow`: `record` under its invocation span, with its own children.
+fn example_of(
+    flow: reactor_monitor::domain::FlowType,
+    record: &ReceivedSpan,
+    spans: &[ReceivedSpan],
+    by_id: &HashMap<&str, &ReceivedSpan>,
+    children: &HashMap<&str, Vec<&ReceivedSpan>>,
+) -> ExampleTrace {
+    let mut shown: Vec<(usize, &ReceivedSpan)> = Vec::new();
+    if let Some(invocation) = by_id.get(record.parent_span_id.as_str()).copied() {
+        shown.push((0, invocation));
+    }
+    let depth = shown.len();
+    shown.push((depth, record));
+    let mut own = children
+        .get(record.span_id.as_str())
+        .cloned()
+        .unwrap_or_default();
+    own.sort_by_key(|s| s.start_unix_nano);
+    shown.extend(own.into_iter().map(|s| (depth + 1, s)));
+    let origin = shown
+        .iter()
+        .map(|(_, s)| s.start_unix_nano)
+        .min()
+        .unwrap_or(0);
+    ExampleTrace {
+        flow_type: flow.as_str().to_string(),
+        trace_id: record.trace_id.clone(),
+        records_in_trace: spans
+            .iter()
+            .filter(|s| s.is_record() && s.trace_id == record.trace_id)
+            .count(),
+        spans: shown
+            .into_iter()
+            .map(|(depth, s)| ExampleSpan {
+                name: s.name.clone(),
+                depth,
+                offset_ms: s.start_unix_nano.saturating_sub(origin) as f64 / 1e6,
+                duration_ms: s.duration_ms(),
+                error: s.error,
+                attributes: s.attributes.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// Temperature per reactor over processing time, the hottest reading of each slice.
