@@ -15,8 +15,8 @@
 //! publish span were decided then (`propagation::AlertContexts`), and the alert carries them.
 //! Counts stay exact in the EMF metrics.
 
-use std::borrow::Cow;
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use opentelemetry::trace::{Link, Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
@@ -57,8 +57,8 @@ struct Targets {
     topic: KeyValue,
     topic_name: KeyValue,
     bucket: KeyValue,
-    record_span: String,
-    publish_span: String,
+    record_span: &'static str,
+    publish_span: &'static str,
 }
 
 impl Targets {
@@ -79,8 +79,28 @@ impl Targets {
             topic: KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, shared(&targets.topic_arn)),
             topic_name: KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, shared(topic_name)),
             bucket: KeyValue::new(semconv::AWS_S3_BUCKET, shared(&targets.bucket)),
-            record_span: spans::messaging_span_name(spans::PROCESS, &targets.stream_name),
-            publish_span: spans::messaging_span_name(spans::PUBLISH, topic_name),
+            record_span: interned(spans::messaging_span_name(
+                spans::PROCESS,
+                &targets.stream_name,
+            )),
+            publish_span: interned(spans::messaging_span_name(spans::PUBLISH, topic_name)),
+        }
+    }
+}
+
+/// The one copy of a span name made of configuration (a stream's, a topic's: a few per
+/// process), so that the spans of every batch name themselves without an allocation each.
+fn interned(name: String) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match names.get(name.as_str()) {
+        Some(known) => known,
+        None => {
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            names.insert(name);
+            name
         }
     }
 }
@@ -371,7 +391,7 @@ impl Emission<'_> {
 
         let mut span = self
             .tracer
-            .span_builder(self.targets.record_span.clone())
+            .span_builder(self.targets.record_span)
             .with_kind(SpanKind::Consumer)
             .with_start_time(start)
             .with_attributes(record_attributes(record, reactor, &self.targets))
@@ -425,12 +445,9 @@ impl Emission<'_> {
         attrs.extend(self.aws_sdk_attributes(call));
         let (name, kind) = if is_publish(call.operation) {
             attrs.extend(self.publish_attributes());
-            (
-                Cow::Owned(self.targets.publish_span.clone()),
-                SpanKind::Producer,
-            )
+            (self.targets.publish_span, SpanKind::Producer)
         } else {
-            (Cow::Borrowed(span_name(call.operation)), SpanKind::Client)
+            (span_name(call.operation), SpanKind::Client)
         };
         let builder = self
             .tracer
