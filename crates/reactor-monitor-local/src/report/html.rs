@@ -354,11 +354,11 @@ fn waterfall(page: &mut String, example: &ExampleTrace) {
     };
     w!(
         page,
-        "<article class=\"trace\" id=\"trace-{}\" data-flow=\"{}\">\n<h3>{} X-Ray trace <code>{}</code> \
+        "<article class=\"trace\" data-flow=\"{}\" id=\"trace-{}\">\n<h3>{} X-Ray trace <code>{}</code> \
          <small>· one of {} records traced in it · 0 – {:.2} ms</small></h3>\n\
          <table class=\"waterfall\">\n",
-        esc(&example.trace_id),
         esc(&example.flow_type),
+        esc(&example.trace_id),
         badge(&example.flow_type),
         esc(&xray_id),
         thousands(example.records_in_trace),
