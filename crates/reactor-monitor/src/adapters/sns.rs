@@ -68,13 +68,11 @@ impl SnsAlerts {
                 .with_source(e)
         };
         let mut entry = PublishBatchRequestEntry::builder();
-        for (name, value) in alert_trace_headers(alert.located.origin) {
-            let name = match name.as_str() {
-                "traceparent" => attr::TRACEPARENT,
-                "tracestate" => attr::TRACESTATE,
-                _ => continue,
-            };
-            entry = entry.message_attributes(name, string(&value).map_err(invalid)?);
+        let trace = alert_trace_headers(alert.located.origin);
+        for name in [attr::TRACEPARENT, attr::TRACESTATE] {
+            if let Some(value) = trace.get(name) {
+                entry = entry.message_attributes(name, string(value).map_err(invalid)?);
+            }
         }
         entry
             .id(id.to_string())
