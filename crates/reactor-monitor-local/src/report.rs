@@ -129,6 +129,13 @@ pub struct Notable {
     pub payload_bytes: Option<u64>,
     /// The delivery failed and was reported for retry.
     pub failed: bool,
+    /// The trace of the record.
+    #[serde(default)]
+    pub trace_id: String,
+    /// For an alert, the `traceparent` it was published with (its publish span's context):
+    /// what the on-call message carries, leading back to this reading.
+    #[serde(default)]
+    pub traceparent: Option<String>,
 }
 
 impl Notable {
@@ -147,16 +154,14 @@ impl Notable {
                 .attr(semconv::MESSAGING_MESSAGE_BODY_SIZE)
                 .and_then(|b| b.parse().ok()),
             failed: span.error,
+            trace_id: span.trace_id.clone(),
+            traceparent: None,
         }
     }
 }
 
 fn unix_ms(nanos: u64) -> i64 {
     (nanos / 1_000_000) as i64
-}
-
-fn is_record(span: &ReceivedSpan) -> bool {
-    span.name == names::RECORD
 }
 
 fn record_key(span: &ReceivedSpan) -> (&str, &str) {
@@ -176,7 +181,7 @@ fn latest(
     let mut seen = HashSet::new();
     let mut picked: Vec<&ReceivedSpan> = Vec::new();
     for span in spans.iter().rev() {
-        if is_record(span) && wanted(span) && seen.insert(record_key(span)) {
+        if span.is_record() && wanted(span) && seen.insert(record_key(span)) {
             picked.push(span);
         }
     }
@@ -184,9 +189,28 @@ fn latest(
     picked.into_iter().take(n).map(Notable::of).collect()
 }
 
-/// The newest alerts (records at or above the warning threshold), newest first.
+/// The newest alerts (records at or above the warning threshold), newest first, each with
+/// the `traceparent` its message carried (the context of its publish span).
 pub fn latest_alerts(spans: &[ReceivedSpan], n: usize) -> Vec<Notable> {
-    latest(spans, n, |s| s.attr(names::SEVERITY).is_some())
+    let mut alerts = latest(spans, n, |s| s.attr(names::SEVERITY).is_some());
+    let publishes: HashMap<&str, &ReceivedSpan> = spans
+        .iter()
+        .filter(|s| s.is_publish())
+        .map(|s| (s.parent_span_id.as_str(), s))
+        .collect();
+    let records: HashMap<(&str, &str), &str> = spans
+        .iter()
+        .filter(|s| s.is_record())
+        .map(|s| (record_key(s), s.span_id.as_str()))
+        .collect();
+    for alert in &mut alerts {
+        let key = (alert.shard_id.as_str(), alert.sequence_number.as_str());
+        alert.traceparent = records
+            .get(&key)
+            .and_then(|record| publishes.get(record))
+            .map(|publish| publish.traceparent());
+    }
+    alerts
 }
 
 /// The newest rejected records with their reasons, newest first.
@@ -286,7 +310,7 @@ impl FlowReport {
 fn flow_map(spans: &[ReceivedSpan]) -> (Vec<Node>, Vec<Edge>) {
     let records: HashMap<&str, &ReceivedSpan> = spans
         .iter()
-        .filter(|s| is_record(s))
+        .filter(|s| s.is_record())
         .map(|s| (s.span_id.as_str(), s))
         .collect();
     let mut names: HashMap<NodeId, String> =
@@ -294,7 +318,7 @@ fn flow_map(spans: &[ReceivedSpan]) -> (Vec<Node>, Vec<Edge>) {
     let mut reached: HashMap<NodeId, HashSet<(&str, &str)>> = HashMap::new();
     let mut errors: HashMap<NodeId, usize> = HashMap::new();
     for span in spans {
-        if is_record(span) {
+        if span.is_record() {
             reached
                 .entry(NodeId::Function)
                 .or_default()
@@ -308,16 +332,8 @@ fn flow_map(spans: &[ReceivedSpan]) -> (Vec<Node>, Vec<Edge>) {
         let Some(record) = records.get(span.parent_span_id.as_str()) else {
             continue;
         };
-        #[allow(deprecated)] // the ADOT awsxray exporter still reads rpc.service
-        let (node, resource) = match span.attr(semconv::RPC_SERVICE) {
-            Some("DynamoDB") => (NodeId::Table, span.attr(semconv::AWS_DYNAMODB_TABLE_NAMES)),
-            Some("SNS") => (
-                NodeId::Topic,
-                span.attr(semconv::AWS_SNS_TOPIC_ARN)
-                    .map(|arn| arn.rsplit(':').next().unwrap_or(arn)),
-            ),
-            Some("S3") => (NodeId::DeadLetters, span.attr(semconv::AWS_S3_BUCKET)),
-            _ => continue,
+        let Some((node, resource)) = sink_of(span) else {
+            continue;
         };
         reached.entry(node).or_default().insert(record_key(record));
         *errors.entry(node).or_default() += usize::from(span.error);
@@ -356,6 +372,22 @@ fn flow_map(spans: &[ReceivedSpan]) -> (Vec<Node>, Vec<Edge>) {
     (nodes, edges)
 }
 
+/// The sink a call span reached, with the resource's name, from its AWS SDK attributes.
+fn sink_of(span: &ReceivedSpan) -> Option<(NodeId, Option<&str>)> {
+    #[allow(deprecated)] // the ADOT awsxray exporter still reads rpc.service
+    let sink = match span.attr(semconv::RPC_SERVICE)? {
+        "DynamoDB" => (NodeId::Table, span.attr(semconv::AWS_DYNAMODB_TABLE_NAMES)),
+        "SNS" => (
+            NodeId::Topic,
+            span.attr(semconv::AWS_SNS_TOPIC_ARN)
+                .map(|arn| arn.rsplit(':').next().unwrap_or(arn)),
+        ),
+        "S3" => (NodeId::DeadLetters, span.attr(semconv::AWS_S3_BUCKET)),
+        _ => return None,
+    };
+    Some(sink)
+}
+
 /// Per flow, the record of median duration (a successful one when there is one) with its
 /// invocation span and its own children.
 fn examples(spans: &[ReceivedSpan]) -> Vec<ExampleTrace> {
@@ -371,7 +403,7 @@ fn examples(spans: &[ReceivedSpan]) -> Vec<ExampleTrace> {
     let mut examples = Vec::new();
     for flow in reactor_monitor::domain::FlowType::ALL {
         let of_flow =
-            |s: &&ReceivedSpan| is_record(s) && s.attr(names::FLOW_TYPE) == Some(flow.as_str());
+            |s: &&ReceivedSpan| s.is_record() && s.attr(names::FLOW_TYPE) == Some(flow.as_str());
         let mut candidates: Vec<&ReceivedSpan> =
             spans.iter().filter(of_flow).filter(|s| !s.error).collect();
         if candidates.is_empty() {
@@ -381,52 +413,62 @@ fn examples(spans: &[ReceivedSpan]) -> Vec<ExampleTrace> {
         let Some(record) = candidates.get(candidates.len() / 2).copied() else {
             continue;
         };
-        let mut shown: Vec<(usize, &ReceivedSpan)> = Vec::new();
-        let parent = by_id.get(record.parent_span_id.as_str()).copied();
-        if let Some(invocation) = parent {
-            shown.push((0, invocation));
-        }
-        let depth = shown.len();
-        shown.push((depth, record));
-        let mut own = children
-            .get(record.span_id.as_str())
-            .cloned()
-            .unwrap_or_default();
-        own.sort_by_key(|s| s.start_unix_nano);
-        shown.extend(own.into_iter().map(|s| (depth + 1, s)));
-        let origin = shown
-            .iter()
-            .map(|(_, s)| s.start_unix_nano)
-            .min()
-            .unwrap_or(0);
-        examples.push(ExampleTrace {
-            flow_type: flow.as_str().to_string(),
-            trace_id: record.trace_id.clone(),
-            records_in_trace: spans
-                .iter()
-                .filter(|s| is_record(s) && s.trace_id == record.trace_id)
-                .count(),
-            spans: shown
-                .into_iter()
-                .map(|(depth, s)| ExampleSpan {
-                    name: s.name.clone(),
-                    depth,
-                    offset_ms: s.start_unix_nano.saturating_sub(origin) as f64 / 1e6,
-                    duration_ms: s.duration_ms(),
-                    error: s.error,
-                    attributes: s.attributes.clone(),
-                })
-                .collect(),
-        });
+        examples.push(example_of(flow, record, spans, &by_id, &children));
     }
     examples
+}
+
+/// The example trace of `flow`: `record` under its invocation span, with its own children.
+fn example_of(
+    flow: reactor_monitor::domain::FlowType,
+    record: &ReceivedSpan,
+    spans: &[ReceivedSpan],
+    by_id: &HashMap<&str, &ReceivedSpan>,
+    children: &HashMap<&str, Vec<&ReceivedSpan>>,
+) -> ExampleTrace {
+    let mut shown: Vec<(usize, &ReceivedSpan)> = Vec::new();
+    if let Some(invocation) = by_id.get(record.parent_span_id.as_str()).copied() {
+        shown.push((0, invocation));
+    }
+    let depth = shown.len();
+    shown.push((depth, record));
+    let mut own = children
+        .get(record.span_id.as_str())
+        .cloned()
+        .unwrap_or_default();
+    own.sort_by_key(|s| s.start_unix_nano);
+    shown.extend(own.into_iter().map(|s| (depth + 1, s)));
+    let origin = shown
+        .iter()
+        .map(|(_, s)| s.start_unix_nano)
+        .min()
+        .unwrap_or(0);
+    ExampleTrace {
+        flow_type: flow.as_str().to_string(),
+        trace_id: record.trace_id.clone(),
+        records_in_trace: spans
+            .iter()
+            .filter(|s| s.is_record() && s.trace_id == record.trace_id)
+            .count(),
+        spans: shown
+            .into_iter()
+            .map(|(depth, s)| ExampleSpan {
+                name: s.name.clone(),
+                depth,
+                offset_ms: s.start_unix_nano.saturating_sub(origin) as f64 / 1e6,
+                duration_ms: s.duration_ms(),
+                error: s.error,
+                attributes: s.attributes.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// Temperature per reactor over processing time, the hottest reading of each slice.
 fn reactors(spans: &[ReceivedSpan]) -> Vec<ReactorSeries> {
     let readings: Vec<(&str, i64, f64)> = spans
         .iter()
-        .filter(|s| is_record(s))
+        .filter(|s| s.is_record())
         .filter_map(|s| {
             let reactor = s.attr(names::REACTOR)?;
             let temp: f64 = s.attr(names::TEMPERATURE_C)?.parse().ok()?;
@@ -500,9 +542,10 @@ mod tests {
         span(
             id,
             "inv",
-            names::RECORD,
+            "process indications-stream",
             &[
                 (names::FLOW_TYPE, flow),
+                (semconv::MESSAGING_OPERATION_NAME, names::PROCESS),
                 (semconv::MESSAGING_DESTINATION_NAME, "indications-stream"),
                 (
                     semconv::MESSAGING_DESTINATION_PARTITION_ID,
@@ -525,6 +568,42 @@ mod tests {
         )
     }
 
+    #[allow(deprecated)]
+    fn publish(id: &str, parent: &str) -> ReceivedSpan {
+        span(
+            id,
+            parent,
+            "publish reactor-notifications",
+            &[
+                (semconv::RPC_SERVICE, "SNS"),
+                (semconv::MESSAGING_OPERATION_NAME, names::PUBLISH),
+            ],
+        )
+    }
+
+    #[test]
+    fn an_alert_shows_the_traceparent_of_its_publish_span_and_links_to_its_trace() {
+        let mut alert = record("r1", "1", "store+alert");
+        alert
+            .attributes
+            .insert(names::SEVERITY.into(), "warning".into());
+        let spans = vec![
+            span("inv", "", SERVICE_NAME, &[]),
+            alert,
+            publish("00f067aa0ba902b7", "r1"),
+        ];
+
+        let report = FlowReport::from_spans(&spans, Thresholds::default());
+
+        let traceparent = "00-5759e988bd862e3fe1be46a994272793-00f067aa0ba902b7-01";
+        assert_eq!(report.alerts[0].traceparent.as_deref(), Some(traceparent));
+        let page = report.to_html(&html::Headline::default());
+        assert!(page.contains("id=\"trace-5759e988bd862e3fe1be46a994272793\""));
+        assert!(page.contains(&format!(
+            "<a href=\"#trace-5759e988bd862e3fe1be46a994272793\"><code>{traceparent}</code></a>"
+        )));
+    }
+
     #[test]
     fn edges_count_distinct_records_per_sink_and_examples_keep_the_invocation() {
         let spans = vec![
@@ -532,7 +611,7 @@ mod tests {
             record("r1", "1", "store+alert"),
             call("c1", "r1", "DynamoDB"),
             call("c2", "r1", "DynamoDB"),
-            call("c3", "r1", "SNS"),
+            publish("c3", "r1"),
             record("r2", "2", "store-only"),
             call("c4", "r2", "DynamoDB"),
         ];
@@ -558,10 +637,10 @@ mod tests {
             shape,
             [
                 (0, SERVICE_NAME),
-                (1, names::RECORD),
+                (1, "process indications-stream"),
                 (2, "DynamoDB.Call"),
                 (2, "DynamoDB.Call"),
-                (2, "SNS.Call")
+                (2, "publish reactor-notifications")
             ]
         );
         assert_eq!(report.reactors[0].points, [(1000, 750.0)]);

@@ -324,7 +324,7 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     bar_process.finish();
     let process_seconds = process_started.elapsed().as_secs_f64();
 
-    let verified = verify::verify(&sdk, &resources, &placements).await?;
+    let mut verified = verify::verify(&sdk, &resources, &placements).await?;
     shut_down_tracing(provider).await?;
     let collector_notes = match collector {
         Some(collector) => {
@@ -342,6 +342,7 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
         None => Vec::new(),
     };
     let spans = receiver.spans();
+    verified.trace_alerts(&spans);
     let summary = function
         .summary
         .as_ref()

@@ -12,12 +12,14 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 
 use crate::esm::ON_FAILURE_KEY_PREFIX;
 use crate::generate::Placement;
+use crate::otlp::ReceivedSpan;
 use crate::resources::Resources;
 use reactor_monitor::adapters::dynamodb::{KIND_READING, attr};
 use reactor_monitor::adapters::s3::KEY_PREFIX;
 use reactor_monitor::adapters::sns::attr as sns_attr;
 use reactor_monitor::aws::s3_client;
 use reactor_monitor::domain::SequenceNumber;
+use reactor_monitor::telemetry::traces::traceparent_context;
 
 /// What the emulator holds for the records of a run.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -35,6 +37,31 @@ pub struct Verified {
     pub exhausted_batches: usize,
     /// The run's records in those batches' payloads (the whole invocation events).
     pub exhausted_records: usize,
+    /// Delivered alerts whose `traceparent` names a span the function exported (its publish
+    /// span): the alert leads back to its reading's trace ([`Verified::trace_alerts`]).
+    pub alerts_traced_to_a_span: usize,
+    /// The `traceparent` message attribute of each delivered alert, when it had one.
+    #[serde(skip)]
+    pub alert_traceparents: Vec<String>,
+}
+
+impl Verified {
+    /// Counts the delivered alerts whose `traceparent` is the context of one of `spans`.
+    pub fn trace_alerts(&mut self, spans: &[ReceivedSpan]) {
+        let received: HashSet<(&str, &str)> = spans
+            .iter()
+            .map(|s| (s.trace_id.as_str(), s.span_id.as_str()))
+            .collect();
+        self.alerts_traced_to_a_span = self
+            .alert_traceparents
+            .iter()
+            .filter_map(|value| traceparent_context(value))
+            .filter(|cx| {
+                let (trace, span) = (cx.trace_id().to_string(), cx.span_id().to_string());
+                received.contains(&(trace.as_str(), span.as_str()))
+            })
+            .count();
+    }
 }
 
 #[derive(Deserialize)]
@@ -93,6 +120,9 @@ pub async fn verify(
             continue;
         }
         verified.alerts_delivered += 1;
+        if let Some(traceparent) = n.attributes.get(sns_attr::TRACEPARENT) {
+            verified.alert_traceparents.push(traceparent.value.clone());
+        }
         *verified
             .alerts_by_severity
             .entry(n.subject.unwrap_or_default())

@@ -17,6 +17,7 @@ use crate::ports::{
     AlertLedger, AlertPublisher, DeadLetterSink, EpisodeStore, OnCallPublisher, ReadingStore,
 };
 use crate::telemetry::function::{FunctionTelemetry, InvocationContext, MetricsSink, SpanExport};
+use crate::telemetry::propagation::with_alert_contexts;
 use crate::telemetry::traces::CallTargets;
 
 /// The pipeline and its telemetry.
@@ -79,12 +80,15 @@ where
             xray_trace_id: xray_trace_id.as_deref(),
             records: event.payload.record_count(),
         });
-        let (report, result) = lambda::handle_batch(&self.pipeline, event).await;
+        let alerts = self.telemetry.alert_contexts(&span);
+        let (report, result) =
+            with_alert_contexts(alerts.clone(), lambda::handle_batch(&self.pipeline, event)).await;
         self.telemetry.finish_invocation(
             span,
             &report,
             result.as_ref().err().map(|e| e as &dyn std::error::Error),
             xray_trace_id.as_deref(),
+            alerts.as_deref(),
         );
         Invocation { report, result }
     }

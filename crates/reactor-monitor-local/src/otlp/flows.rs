@@ -48,9 +48,7 @@ pub fn unique_flows(spans: &[ReceivedSpan]) -> Vec<TraceFlowRow> {
         .map(|&flow| {
             let records: Vec<&ReceivedSpan> = spans
                 .iter()
-                .filter(|s| {
-                    s.name == spans::RECORD && s.attr(spans::FLOW_TYPE) == Some(flow.as_str())
-                })
+                .filter(|s| s.is_record() && s.attr(spans::FLOW_TYPE) == Some(flow.as_str()))
                 .collect();
             let mut durations: Vec<f64> = records.iter().map(|s| s.duration_ms()).collect();
             let (avg_ms, p50_ms, p99_ms) = avg_p50_p99(&mut durations);

@@ -17,6 +17,9 @@ use opentelemetry_proto::tonic::trace::v1::status::StatusCode as OtlpStatus;
 use prost::Message;
 use serde::Serialize;
 
+use opentelemetry_semantic_conventions::attribute as semconv;
+use reactor_monitor::telemetry::names::spans;
+
 /// A span as received over OTLP.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReceivedSpan {
@@ -39,6 +42,21 @@ impl ReceivedSpan {
 
     pub fn duration_ms(&self) -> f64 {
         self.end_unix_nano.saturating_sub(self.start_unix_nano) as f64 / 1e6
+    }
+
+    /// A record's consumer span (`process <stream>`).
+    pub fn is_record(&self) -> bool {
+        self.attr(semconv::MESSAGING_OPERATION_NAME) == Some(spans::PROCESS)
+    }
+
+    /// An alert's PRODUCER span (`publish <topic>`), whose context the alert carries.
+    pub fn is_publish(&self) -> bool {
+        self.attr(semconv::MESSAGING_OPERATION_NAME) == Some(spans::PUBLISH)
+    }
+
+    /// The W3C `traceparent` of this span, as an alert published under it carries it.
+    pub fn traceparent(&self) -> String {
+        format!("00-{}-{}-01", self.trace_id, self.span_id)
     }
 }
 

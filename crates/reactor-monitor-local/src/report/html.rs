@@ -4,7 +4,11 @@ use std::fmt::Write;
 
 use chrono::{DateTime, Utc};
 
-use super::{Edge, ExampleTrace, FlowReport, Node, NodeId, Notable, ReactorSeries};
+use std::collections::HashSet;
+
+use opentelemetry_semantic_conventions::attribute as semconv;
+
+use super::{Edge, ExampleSpan, ExampleTrace, FlowReport, Node, NodeId, Notable, ReactorSeries};
 use reactor_monitor::telemetry::names::{SERVICE_NAME, spans as names};
 
 const STYLE: &str = include_str!("report.css");
@@ -290,14 +294,29 @@ fn flows_table(page: &mut String, report: &FlowReport) {
     page.push_str("</table>\n</section>\n");
 }
 
-fn span_color(name: &str, flow: &str) -> &'static str {
+/// Whether an example span is a record's consumer span (`process <stream>`).
+fn is_record(span: &ExampleSpan) -> bool {
+    span.attributes
+        .get(semconv::MESSAGING_OPERATION_NAME)
+        .is_some_and(|op| op == names::PROCESS)
+}
+
+/// Whether an example span is an alert's publish span (`publish <topic>`).
+fn is_publish(span: &ExampleSpan) -> bool {
+    span.attributes
+        .get(semconv::MESSAGING_OPERATION_NAME)
+        .is_some_and(|op| op == names::PUBLISH)
+}
+
+fn span_color(span: &ExampleSpan, flow: &str) -> &'static str {
+    let name = span.name.as_str();
     if name == SERVICE_NAME {
         "#5d6677"
-    } else if name == names::RECORD {
+    } else if is_record(span) {
         flow_color(flow)
     } else if name.starts_with("DynamoDB.") {
         service_color(NodeId::Table)
-    } else if name.starts_with("SNS.") {
+    } else if is_publish(span) || name.starts_with("SNS.") {
         service_color(NodeId::Topic)
     } else if name.starts_with("S3.") {
         service_color(NodeId::DeadLetters)
@@ -335,10 +354,11 @@ fn waterfall(page: &mut String, example: &ExampleTrace) {
     };
     w!(
         page,
-        "<article class=\"trace\" data-flow=\"{}\">\n<h3>{} X-Ray trace <code>{}</code> \
+        "<article class=\"trace\" data-flow=\"{}\" id=\"trace-{}\">\n<h3>{} X-Ray trace <code>{}</code> \
          <small>· one of {} records traced in it · 0 – {:.2} ms</small></h3>\n\
          <table class=\"waterfall\">\n",
         esc(&example.flow_type),
+        esc(&example.trace_id),
         badge(&example.flow_type),
         esc(&xray_id),
         thousands(example.records_in_trace),
@@ -362,15 +382,11 @@ fn waterfall(page: &mut String, example: &ExampleTrace) {
              <td class=\"num\">{dur:.2} ms</td></tr>\n",
             name = esc(&span.name),
             pad = 8 + span.depth * 20,
-            color = span_color(&span.name, &example.flow_type),
+            color = span_color(span, &example.flow_type),
             dur = span.duration_ms,
             offset = span.offset_ms,
         );
-        let open = if span.name == names::RECORD {
-            " open"
-        } else {
-            ""
-        };
+        let open = if is_record(span) { " open" } else { "" };
         w!(
             page,
             "<tr class=\"attrs\"><td colspan=\"3\" style=\"padding-left:{}px\"><details{open}>\
@@ -579,33 +595,41 @@ fn notables(page: &mut String, report: &FlowReport) {
     page.push_str(
         "<section id=\"latest\">\n<div class=\"columns\">\n<div>\n<h2>Latest alerts</h2>\n",
     );
-    notable_table(page, &report.alerts, true);
+    let shown: HashSet<&str> = report
+        .examples
+        .iter()
+        .map(|e| e.trace_id.as_str())
+        .collect();
+    notable_table(page, &report.alerts, Some(&shown));
     page.push_str("</div>\n<div>\n<h2>Latest rejections</h2>\n");
-    notable_table(page, &report.rejections, false);
+    notable_table(page, &report.rejections, None);
     page.push_str("</div>\n</div>\n</section>\n");
 }
 
-fn notable_table(page: &mut String, rows: &[Notable], alerts: bool) {
+/// Alerts (with `examples`, the traces drawn above, to link to) or rejections.
+fn notable_table(page: &mut String, rows: &[Notable], examples: Option<&HashSet<&str>>) {
+    let alerts = examples.is_some();
     if rows.is_empty() {
         page.push_str("<p class=\"note\">None.</p>\n");
         return;
     }
     page.push_str(if alerts {
-        "<table>\n<tr><th>at (UTC)</th><th>severity</th><th>reactor</th><th class=\"num\">°C</th><th>shard / sequence</th></tr>\n"
+        "<table>\n<tr><th>at (UTC)</th><th>severity</th><th>reactor</th><th class=\"num\">°C</th><th>shard / sequence</th><th>trace (the alert's traceparent)</th></tr>\n"
     } else {
         "<table>\n<tr><th>at (UTC)</th><th>reason</th><th class=\"num\">bytes</th><th>shard / sequence</th></tr>\n"
     });
     for row in rows {
         let at = clock(row.at_unix_ms);
         let place = format!("{}/{}", row.shard_id, row.sequence_number);
-        if alerts {
+        if let Some(examples) = examples {
             w!(
                 page,
-                "<tr><td>{at}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><code>{}</code></td></tr>\n",
+                "<tr><td>{at}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td><code>{}</code></td><td>{}</td></tr>\n",
                 esc(row.severity.as_deref().unwrap_or_default()),
                 esc(row.reactor.as_deref().unwrap_or_default()),
                 row.temperature_c.map(|t| t.to_string()).unwrap_or_default(),
-                esc(&place)
+                esc(&place),
+                alert_trace(row, examples)
             );
         } else {
             w!(
@@ -618,6 +642,20 @@ fn notable_table(page: &mut String, rows: &[Notable], alerts: bool) {
         }
     }
     page.push_str("</table>\n");
+}
+
+/// An alert's way back to its reading: the `traceparent` its message carried, linked to the
+/// trace drawn above when it is one of them.
+fn alert_trace(row: &Notable, examples: &HashSet<&str>) -> String {
+    let Some(traceparent) = &row.traceparent else {
+        return String::new();
+    };
+    let code = format!("<code>{}</code>", esc(traceparent));
+    if examples.contains(row.trace_id.as_str()) {
+        format!("<a href=\"#trace-{}\">{code}</a>", esc(&row.trace_id))
+    } else {
+        code
+    }
 }
 
 fn esc(text: &str) -> String {

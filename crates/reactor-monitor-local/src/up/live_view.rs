@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use crate::esm::{MappingProgress, ShardProgress};
 use crate::otlp::{ReceivedSpan, unique_flows};
 use crate::report::{self, Notable};
-use reactor_monitor::telemetry::names::spans as names;
 
 /// Alerts and rejections the live view shows.
 const LIVE_RECENT: usize = 5;
@@ -81,8 +80,7 @@ impl LiveView {
         let new = total.saturating_sub(self.logged).min(spans.len());
         let fresh = &spans[spans.len() - new..];
         self.logged = total;
-        let records: Vec<&ReceivedSpan> =
-            fresh.iter().filter(|s| s.name == names::RECORD).collect();
+        let records: Vec<&ReceivedSpan> = fresh.iter().filter(|s| s.is_record()).collect();
         if records.is_empty() {
             return;
         }
@@ -180,7 +178,7 @@ fn frame(
     shards: &BTreeMap<String, ShardProgress>,
     progress: &MappingProgress,
 ) -> Vec<String> {
-    let records = spans.iter().filter(|s| s.name == names::RECORD).count();
+    let records = spans.iter().filter(|s| s.is_record()).count();
     let mut lines = vec![
         format!(
             "── live {} UTC · {records} record spans · {} invocations · {} spans · Ctrl-C stops",

@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use base64::Engine;
-use reactor_monitor::telemetry::names::spans;
 use reactor_monitor::telemetry::traces::{OVERFLOW_SPAN, TracePlan};
 use reactor_monitor_local::emulator::Emulator;
 use reactor_monitor_local::otlp::ReceivedSpan;
@@ -78,7 +77,7 @@ fn assert_whole(report: &run::LocalReport, spans: &[ReceivedSpan]) {
         .collect();
     assert_eq!(ids.len(), spans.len(), "a span arrived twice");
 
-    let records: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.name == spans::RECORD).collect();
+    let records: Vec<&ReceivedSpan> = spans.iter().filter(|s| s.is_record()).collect();
     assert_eq!(records.len(), READINGS, "record spans");
     let linked: HashSet<(String, String)> = records
         .iter()

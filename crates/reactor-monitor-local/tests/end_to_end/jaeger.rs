@@ -80,8 +80,7 @@ async fn a_local_run_is_searchable_in_jaeger_by_flow_type_with_complete_trees() 
         .spans
         .iter()
         .filter(|s| {
-            s.name == spans::RECORD
-                && s.attr(spans::FLOW_TYPE) == Some(FlowType::ParseError.as_str())
+            s.is_record() && s.attr(spans::FLOW_TYPE) == Some(FlowType::ParseError.as_str())
         })
         .map(|s| s.trace_id.clone())
         .collect();

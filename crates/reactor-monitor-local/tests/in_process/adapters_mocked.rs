@@ -695,3 +695,93 @@ async fn a_kept_dead_letter_and_stored_readings_leave_the_response_empty() {
     assert_eq!(dead_letters.num_calls(), 1);
     assert_eq!(publish.num_calls(), 1);
 }
+
+// --- The trace an alert carries ----------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_published_alert_carries_the_traceparent_of_its_emitted_publish_span() {
+    use opentelemetry::trace::SpanKind;
+    use opentelemetry_sdk::trace::InMemorySpanExporter;
+    use reactor_monitor::function::Function;
+    use reactor_monitor::telemetry::function::{FunctionTelemetry, MetricsSink, SpanExport};
+    use reactor_monitor::telemetry::traces::{self, CallTargets, TracePlan};
+
+    let (requests, ledger_calls) = (log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_empty(),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes(&requests);
+    let exporter = InMemorySpanExporter::default();
+    let provider = traces::provider_builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let function = Function {
+        pipeline: pipeline(&[&readings, &lookups, &ledger], &[&publish], &[]),
+        telemetry: FunctionTelemetry::new(
+            Some(SpanExport {
+                provider: provider.clone(),
+                // Two records a trace: the third alert is published from an overflow trace.
+                plan: TracePlan {
+                    store_only_ratio: 1.0,
+                    max_records_per_trace: 2,
+                },
+                targets: CallTargets {
+                    topic_arn: TOPIC_ARN.into(),
+                    ..CallTargets::default()
+                },
+                join_xray_trace: false,
+            }),
+            MetricsSink::Collect(Default::default()),
+        ),
+    };
+    let payloads = vec![
+        payload("r1", STORE_ONLY_C),
+        payload("r2", WARNING_C),
+        payload("r3", EMERGENCY_C),
+        payload("r4", WARNING_C),
+    ];
+
+    let invocation = function
+        .invoke(support::lambda_event(support::kinesis_event(&payloads, 1)))
+        .await;
+
+    assert!(failed(&invocation.report).is_empty());
+    provider.force_flush().unwrap();
+    let spans = exporter.get_finished_spans().unwrap();
+    let requests = logged(&requests);
+    let entries: Vec<&PublishBatchRequestEntry> = requests
+        .iter()
+        .flat_map(|r| r.publish_batch_request_entries())
+        .collect();
+    assert_eq!(entries.len(), 3);
+    let mut traces = std::collections::HashSet::new();
+    for entry in entries {
+        assert!(
+            entry.message_attributes().unwrap().len() <= 10,
+            "SNS's limit"
+        );
+        let traceparent = message_attribute(entry, sns::attr::TRACEPARENT).unwrap();
+        let publish = spans
+            .iter()
+            .find(|s| {
+                traceparent
+                    == format!(
+                        "00-{}-{}-{:02x}",
+                        s.span_context.trace_id(),
+                        s.span_context.span_id(),
+                        s.span_context.trace_flags().to_u8()
+                    )
+            })
+            .unwrap_or_else(|| panic!("no span has the context {traceparent}"));
+        assert_eq!(publish.span_kind, SpanKind::Producer);
+        assert_eq!(publish.name, "publish reactor-alerts");
+        traces.insert(publish.span_context.trace_id());
+    }
+    assert_eq!(
+        traces.len(),
+        2,
+        "the invocation's trace and an overflow trace"
+    );
+}

@@ -8,3 +8,4 @@ mod pipeline_outcomes;
 mod properties;
 mod sink_faults;
 mod sink_rules;
+mod spans;

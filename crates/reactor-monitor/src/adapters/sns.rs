@@ -7,6 +7,7 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use super::sdk_failure;
 use crate::ports::{Alert, AlertPublisher, FailureKind, TransientError, note_request_id};
 use crate::sinks;
+use crate::telemetry::propagation::alert_trace_headers;
 
 /// PublishBatch takes at most 10 entries.
 pub const MAX_PUBLISH_BATCH_ENTRIES: usize = 10;
@@ -18,6 +19,11 @@ pub mod attr {
     /// Where the reading sits in the stream: lets on-call tooling de-duplicate.
     pub const SHARD_ID: &str = "shard_id";
     pub const SEQUENCE_NUMBER: &str = "sequence_number";
+    /// The W3C trace context of the alert's publish span (`traceparent`, and `tracestate`
+    /// when there is one): the consumer of an alert continues the reading's trace. With the
+    /// four above, six of the ten attributes SNS allows a message.
+    pub const TRACEPARENT: &str = "traceparent";
+    pub const TRACESTATE: &str = "tracestate";
 }
 
 #[derive(Clone)]
@@ -70,7 +76,14 @@ impl SnsAlerts {
             TransientError::new(OPERATION, FailureKind::Service, "invalid alert entry")
                 .with_source(e)
         };
-        PublishBatchRequestEntry::builder()
+        let mut entry = PublishBatchRequestEntry::builder();
+        let trace = alert_trace_headers(alert.located.origin);
+        for name in [attr::TRACEPARENT, attr::TRACESTATE] {
+            if let Some(value) = trace.get(name) {
+                entry = entry.message_attributes(name, string(value).map_err(invalid)?);
+            }
+        }
+        entry
             .id(id.to_string())
             .subject(alert.severity.as_str())
             .message(Self::message(alert))

@@ -2,8 +2,8 @@
 //! EMF lines and the batch log of every invocation, the same on Lambda and on a laptop.
 
 use std::io::Write;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
@@ -11,6 +11,7 @@ use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_semantic_conventions::attribute as semconv;
 
 use super::names::SERVICE_NAME;
+use super::propagation::AlertContexts;
 use super::traces::{self, CallTargets, TracePlan};
 use super::{emf, log_batch};
 use crate::pipeline::BatchReport;
@@ -110,7 +111,19 @@ impl FunctionTelemetry {
         parent.with_span(span)
     }
 
-    /// After the batch: the record spans under `invocation`, the invocation span ended (an
+    /// The trace contexts the invocation's alerts go out with (none without span export),
+    /// to hold ambient while the batch runs (`propagation::with_alert_contexts`) and to hand
+    /// to [`FunctionTelemetry::finish_invocation`].
+    pub fn alert_contexts(&self, invocation: &Context) -> Option<Arc<AlertContexts>> {
+        let (export, _) = self.spans.as_ref()?;
+        Some(Arc::new(AlertContexts::new(
+            invocation.span().span_context().clone(),
+            export.plan.max_records_per_trace,
+        )))
+    }
+
+    /// After the batch: the record spans under `invocation` (its alerts' spans with the
+    /// contexts they went out with, from [`FunctionTelemetry::alert_contexts`]), the invocation span ended (an
     /// error status when the whole invocation failed), every span flushed before the
     /// response is returned, then the batch log line and the EMF lines.
     pub fn finish_invocation(
@@ -119,14 +132,26 @@ impl FunctionTelemetry {
         report: &BatchReport,
         failure: Option<&dyn std::error::Error>,
         xray_trace_id: Option<&str>,
+        alerts: Option<&AlertContexts>,
     ) {
         if let Some((export, tracer)) = &self.spans {
-            traces::emit_batch_flushing(
+            let fresh;
+            let alerts = match alerts {
+                Some(alerts) => alerts,
+                None => {
+                    fresh = self
+                        .alert_contexts(&invocation)
+                        .expect("spans are exported");
+                    &fresh
+                }
+            };
+            traces::emit_invocation(
                 tracer,
                 &invocation,
                 report,
                 &export.plan,
                 &export.targets,
+                alerts,
                 &|| self.flush(),
             );
             if let Some(error) = failure {

@@ -5,6 +5,8 @@ pub mod emf;
 pub mod function;
 mod logs;
 pub mod names;
+pub mod propagation;
+pub mod trace_plan;
 pub mod traces;
 
 pub use logs::{init_cli_logs, init_logs, log_batch};

@@ -16,14 +16,14 @@ pub mod metrics {
     /// `opened`, `escalated`, `repeated`, `resolved`, `silent`, `suppressed`.
     pub const DIM_EPISODE_ACTION: &str = "EpisodeAction";
 
-    /// Per flow type (dimension set [FlowType]): one count per record, errors, and one
+    /// Per flow type (dimension set `[FlowType]`): one count per record, errors, and one
     /// duration value per record (CloudWatch computes avg, p50 and p99 from them).
     pub const RECORDS: &str = "Records";
     pub const RECORD_ERRORS: &str = "RecordErrors";
     pub const RECORD_DURATION: &str = "RecordDuration";
-    /// Per severity (dimension set [Severity]): alerts published.
+    /// Per severity (dimension set `[Severity]`): alerts published.
     pub const ALERTS: &str = "Alerts";
-    /// Per reactor (dimension set [Reactor]): the hottest reading of the batch, °C.
+    /// Per reactor (dimension set `[Reactor]`): the hottest reading of the batch, °C.
     pub const MAX_TEMPERATURE: &str = "MaxTemperature";
     /// Without dimensions: the pipeline as a whole.
     pub const READINGS: &str = "Readings";
@@ -60,9 +60,28 @@ pub mod metrics {
 /// Span names and our own span attribute keys. Semantic-convention keys come from
 /// `opentelemetry-semantic-conventions`.
 pub mod spans {
-    /// One consumer span per record.
-    pub const RECORD: &str = "process reading";
+    /// `messaging.operation.name` of the consumer span of each record; with the stream it
+    /// names the span ([`messaging_span_name`]): `process indications-stream`.
+    pub const PROCESS: &str = "process";
+    /// `messaging.operation.name` of the PRODUCER span of an alert's publication:
+    /// `publish reactor-notifications`.
+    pub const PUBLISH: &str = "publish";
     pub const DECODE: &str = "decode";
+    /// `db.system.name` of the DynamoDB call spans.
+    pub const DB_SYSTEM_DYNAMODB: &str = "aws.dynamodb";
+    /// `messaging.system` of the record spans and of the alert's publication.
+    pub const MESSAGING_SYSTEM_KINESIS: &str = "aws_kinesis";
+    pub const MESSAGING_SYSTEM_SNS: &str = "aws_sns";
+
+    /// A messaging span's name as semantic conventions 1.44 give it: `{operation}
+    /// {destination}`, or the operation alone when the destination is not known.
+    pub fn messaging_span_name(operation: &str, destination: &str) -> String {
+        if destination.is_empty() {
+            operation.to_string()
+        } else {
+            format!("{operation} {destination}")
+        }
+    }
 
     pub const FLOW_TYPE: &str = "flow_type";
     pub const REACTOR: &str = "reactor";

@@ -1,4 +1,5 @@
-//! OpenTelemetry traces: one subtree per record under the invocation span.
+//! Emission of the traces: one subtree per record under the invocation span (the plan and
+//! the provider are configured in `trace_plan`).
 //!
 //! Record subtrees are built after the batch from its report, with the real start and end
 //! of every call: a record's span lasts as long as the calls that carried it, although
@@ -9,37 +10,30 @@
 //! `MAX_RECORD_SPANS_PER_TRACE` traced records hang under the invocation; the others are
 //! grouped, at most `MAX_RECORD_SPANS_PER_TRACE` a group, under overflow roots
 //! ([`OVERFLOW_SPAN`]), one trace per group, each linked to the invocation: n traced records
-//! cost ⌈n / MAX_RECORD_SPANS_PER_TRACE⌉ traces (the first is the invocation's). Counts stay
-//! exact in the EMF metrics.
+//! cost ⌈n / MAX_RECORD_SPANS_PER_TRACE⌉ traces (the first is the invocation's). Records whose
+//! alert went out come first, in the order they were published: the trace and the id of their
+//! publish span were decided then (`propagation::AlertContexts`), and the alert carries them.
+//! Counts stay exact in the EMF metrics.
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use opentelemetry::trace::{
-    Link, Span, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
-    TraceState, Tracer,
-};
+use opentelemetry::trace::{Link, Span, SpanContext, SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
-use opentelemetry_sdk::trace::{
-    BatchConfigBuilder, BatchSpanProcessor, SdkTracer, SdkTracerProvider,
-};
+use opentelemetry_sdk::trace::SdkTracer;
 use opentelemetry_semantic_conventions::attribute as semconv;
 use tokio::time::Instant;
 
-use super::names::{SERVICE_NAME, spans};
-use crate::config::ConfigError;
-use crate::domain::FlowType;
+use super::names::spans;
+use super::propagation::{AlertContexts, PublishSpan};
+pub use super::propagation::{traceparent_context, xray_parent};
+use super::trace_plan::start_with_ids;
+pub use super::trace_plan::{
+    CallTargets, DEFAULT_MAX_RECORD_SPANS_PER_TRACE, TracePlan, env, otlp_provider,
+    provider_builder, tracer,
+};
 use crate::pipeline::{BatchReport, CallTiming, Outcome, RecordReport};
-
-/// Environment variables of the trace plan.
-pub mod env {
-    pub const STORE_ONLY_TRACE_RATIO: &str = "STORE_ONLY_TRACE_RATIO";
-    pub const MAX_RECORD_SPANS_PER_TRACE: &str = "MAX_RECORD_SPANS_PER_TRACE";
-}
-
-/// Record subtrees per invocation trace. A subtree is 2–5 spans of a few hundred bytes;
-/// 150 keeps an invocation trace well under X-Ray's ~500 KB trace document.
-pub const DEFAULT_MAX_RECORD_SPANS_PER_TRACE: usize = 150;
 
 /// The root of an overflow trace: the traced records of an invocation past the first
 /// `MAX_RECORD_SPANS_PER_TRACE` are grouped, at most that many per group, under one of these,
@@ -50,101 +44,28 @@ pub const OVERFLOW_GROUP: &str = "reactor_monitor.overflow.group";
 /// Attribute of an overflow root: how many record subtrees hang under it.
 pub const OVERFLOW_RECORDS: &str = "reactor_monitor.overflow.records";
 
-/// Spans queued for export. The queue is allocated up front (a few hundred bytes a slot), so
-/// it is kept small and a large batch is emitted in slices with a flush between them.
-const MAX_QUEUED_SPANS: usize = 8_192;
-
 /// Traced records emitted between two flushes: at most 6 spans each, within the queue.
 pub const FLUSH_EVERY_TRACED_RECORDS: usize = 1_000;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TracePlan {
-    /// Share of `store-only` records traced, 0.0–1.0.
-    pub store_only_ratio: f64,
-    pub max_records_per_trace: usize,
-}
-
-impl Default for TracePlan {
-    fn default() -> Self {
-        Self {
-            store_only_ratio: 1.0,
-            max_records_per_trace: DEFAULT_MAX_RECORD_SPANS_PER_TRACE,
-        }
-    }
-}
-
-impl TracePlan {
-    /// Reads the plan through `lookup` (the environment at cold start); a malformed value is
-    /// an error at start, naming the variable.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut plan = Self::default();
-        if let Some(value) = lookup(env::STORE_ONLY_TRACE_RATIO) {
-            plan.store_only_ratio = value
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|r| (0.0..=1.0).contains(r))
-                .ok_or(ConfigError::Invalid {
-                    name: env::STORE_ONLY_TRACE_RATIO,
-                    value,
-                    expected: "a ratio from 0 to 1",
-                })?;
-        }
-        if let Some(value) = lookup(env::MAX_RECORD_SPANS_PER_TRACE) {
-            plan.max_records_per_trace = value
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or(ConfigError::Invalid {
-                    name: env::MAX_RECORD_SPANS_PER_TRACE,
-                    value,
-                    expected: "a positive whole number",
-                })?;
-        }
-        Ok(plan)
-    }
-
-    /// Whether a record is traced at all.
-    pub fn traces(&self, record: &RecordReport) -> bool {
-        if record.flow != FlowType::StoreOnly || record.is_failure() {
-            return true;
-        }
-        if self.store_only_ratio >= 1.0 {
-            return true;
-        }
-        // FNV-1a of the sequence number: stable across replays and processes.
-        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-        for byte in record.origin.sequence_number.as_str().bytes() {
-            hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-        (hash as f64 / u64::MAX as f64) < self.store_only_ratio
-    }
-}
-
-/// Where the handler's calls go, for the AWS SDK attributes of their spans.
-#[derive(Debug, Clone, Default)]
-pub struct CallTargets {
-    pub region: String,
-    pub stream_name: String,
-    pub table_name: String,
-    pub topic_arn: String,
-    pub bucket: String,
-}
-
-/// The attributes of a batch's targets, built once per batch: their values are reference
-/// counted, so the thousands of spans of a batch share them instead of copying the strings.
+/// The attributes of a batch's targets and the names of its messaging spans, built once per
+/// batch: their values are reference counted, so the thousands of spans of a batch share them
+/// instead of copying the strings.
 struct Targets {
     destination: KeyValue,
     region: KeyValue,
     table: KeyValue,
     topic: KeyValue,
+    topic_name: KeyValue,
     bucket: KeyValue,
+    record_span: &'static str,
+    publish_span: &'static str,
 }
 
 impl Targets {
     fn new(targets: &CallTargets) -> Self {
         let shared = |s: &str| StringValue::from(Arc::<str>::from(s));
+        // arn:partition:sns:region:account-id:topic-name
+        let topic_name = targets.topic_arn.rsplit(':').next().unwrap_or_default();
         Self {
             destination: KeyValue::new(
                 semconv::MESSAGING_DESTINATION_NAME,
@@ -156,83 +77,32 @@ impl Targets {
                 Value::Array(Array::String(vec![shared(&targets.table_name)])),
             ),
             topic: KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, shared(&targets.topic_arn)),
+            topic_name: KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, shared(topic_name)),
             bucket: KeyValue::new(semconv::AWS_S3_BUCKET, shared(&targets.bucket)),
+            record_span: interned(spans::messaging_span_name(
+                spans::PROCESS,
+                &targets.stream_name,
+            )),
+            publish_span: interned(spans::messaging_span_name(spans::PUBLISH, topic_name)),
         }
     }
 }
 
-/// A tracer provider exporting OTLP/HTTP (protobuf) to `OTEL_EXPORTER_OTLP_ENDPOINT`
-/// (default localhost:4318), with X-Ray trace ids. Standard `OTEL_*` variables apply.
-///
-/// # Errors
-/// [`opentelemetry_otlp::ExporterBuildError`] when the exporter cannot be built (an
-/// unusable endpoint or HTTP client).
-pub fn otlp_provider(
-    endpoint: Option<&str>,
-) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
-    let mut exporter = opentelemetry_otlp::SpanExporter::builder().with_http();
-    if let Some(endpoint) = endpoint {
-        use opentelemetry_otlp::WithExportConfig;
-        exporter = exporter.with_endpoint(format!("{}/v1/traces", endpoint.trim_end_matches('/')));
+/// The one copy of a span name made of configuration (a stream's, a topic's: a few per
+/// process), so that the spans of every batch name themselves without an allocation each.
+fn interned(name: String) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    match names.get(name.as_str()) {
+        Some(known) => known,
+        None => {
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            names.insert(name);
+            name
+        }
     }
-    let exporter = exporter.build()?;
-    let processor = BatchSpanProcessor::builder(exporter)
-        .with_batch_config(
-            BatchConfigBuilder::default()
-                .with_max_queue_size(MAX_QUEUED_SPANS)
-                .with_max_export_batch_size(2_048)
-                .build(),
-        )
-        .build();
-    let resource = opentelemetry_sdk::Resource::builder()
-        .with_service_name(SERVICE_NAME)
-        .build();
-    Ok(SdkTracerProvider::builder()
-        .with_span_processor(processor)
-        .with_id_generator(opentelemetry_aws::trace::XrayIdGenerator::default())
-        .with_resource(resource)
-        .build())
-}
-
-/// The tracer of record spans.
-pub fn tracer(provider: &SdkTracerProvider) -> SdkTracer {
-    use opentelemetry::trace::TracerProvider;
-    provider.tracer(SERVICE_NAME)
-}
-
-/// The span context of an X-Ray trace header (`Root=…;Parent=…;Sampled=…`).
-pub fn xray_parent(header: &str) -> Option<Context> {
-    let sc = opentelemetry_aws::trace::xray_propagator::span_context_from_str(header)?;
-    Some(Context::new().with_remote_span_context(sc))
-}
-
-/// The span context of a W3C `traceparent` (`00-<trace id>-<span id>-<flags>`).
-pub fn traceparent_context(value: &str) -> Option<SpanContext> {
-    let mut parts = value.trim().split('-');
-    let (version, trace, span, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if version != "00"
-        || trace.len() != 32
-        || span.len() != 16
-        || flags.len() != 2
-        || parts.next().is_some()
-    {
-        return None;
-    }
-    let trace_id = TraceId::from_hex(trace)
-        .ok()
-        .filter(|t| *t != TraceId::INVALID)?;
-    let span_id = SpanId::from_hex(span)
-        .ok()
-        .filter(|s| *s != SpanId::INVALID)?;
-    let flags = u8::from_str_radix(flags, 16).ok()?;
-    Some(SpanContext::new(
-        trace_id,
-        span_id,
-        TraceFlags::new(flags),
-        true,
-        TraceState::default(),
-    ))
 }
 
 /// Converts monotonic instants to wall-clock times, anchored at one moment.
@@ -276,55 +146,93 @@ pub fn emit_batch_flushing(
     targets: &CallTargets,
     flush: &dyn Fn(),
 ) -> usize {
-    let clock = Clock::now();
-    let targets = Targets::new(targets);
+    let alerts = AlertContexts::new(
+        invocation.span().span_context().clone(),
+        plan.max_records_per_trace,
+    );
+    emit_invocation(tracer, invocation, report, plan, targets, &alerts, flush)
+}
+
+/// As [`emit_batch_flushing`], for an invocation whose alerts went out with the contexts
+/// decided in `alerts`: each alerting record is emitted where its context says (alerting
+/// records first), and its publish span takes the decided id.
+pub fn emit_invocation(
+    tracer: &SdkTracer,
+    invocation: &Context,
+    report: &BatchReport,
+    plan: &TracePlan,
+    targets: &CallTargets,
+    alerts: &AlertContexts,
+    flush: &dyn Fn(),
+) -> usize {
+    let emission = Emission {
+        tracer,
+        targets: Targets::new(targets),
+        clock: Clock::now(),
+        alerts,
+    };
     let invocation_link = invocation.span().span_context().clone();
-    let traced: Vec<&RecordReport> = report.records.iter().filter(|r| plan.traces(r)).collect();
+    let traced = traced_in_order(report, plan, alerts);
     let per_trace = plan.max_records_per_trace.max(1);
     let mut emitted = 0;
     for (group, records) in traced.chunks(per_trace).enumerate() {
         // The first group hangs under the invocation; each later one under an overflow root
         // of its own, which spans its records and links to the invocation.
-        let mut overflow = (group > 0).then(|| {
-            let start = records
-                .iter()
-                .map(|r| record_window(r, &clock).0)
-                .min()
-                .unwrap_or(clock.system);
-            let links = if invocation_link.is_valid() {
-                vec![Link::with_context(invocation_link.clone())]
-            } else {
-                Vec::new()
-            };
-            tracer
-                .span_builder(OVERFLOW_SPAN)
-                .with_kind(SpanKind::Internal)
-                .with_start_time(start)
-                .with_attributes([
-                    KeyValue::new(OVERFLOW_GROUP, group as i64),
-                    KeyValue::new(OVERFLOW_RECORDS, records.len() as i64),
-                ])
-                .with_links(links)
-                .start_with_context(tracer, &Context::new())
-        });
+        let mut overflow =
+            (group > 0).then(|| emission.overflow_root(group, records, &invocation_link));
         let parent = match &overflow {
             Some(root) => Context::new().with_remote_span_context(root.span_context().clone()),
             None => invocation.clone(),
         };
         let mut end = None;
         for record in records {
-            emit_record(tracer, &parent, Vec::new(), record, &targets, &clock);
-            end = end.max(Some(record_window(record, &clock).1));
+            emission.record(&parent, record);
+            end = end.max(Some(record_window(record, &emission.clock).1));
             emitted += 1;
             if emitted % FLUSH_EVERY_TRACED_RECORDS == 0 {
                 flush();
             }
         }
         if let Some(root) = overflow.as_mut() {
-            root.end_with_timestamp(end.unwrap_or(clock.system));
+            root.end_with_timestamp(end.unwrap_or(emission.clock.system));
         }
     }
     emitted
+}
+
+/// The traced records in the order they fill the traces: the records whose alert went out
+/// first, at the place decided when it was published, then the others the plan traces.
+fn traced_in_order<'r>(
+    report: &'r BatchReport,
+    plan: &TracePlan,
+    alerts: &AlertContexts,
+) -> Vec<&'r RecordReport> {
+    let mut published: Vec<(usize, &RecordReport)> = Vec::with_capacity(alerts.len());
+    let mut others = Vec::new();
+    for record in &report.records {
+        let decided = (record.severity.is_some() && !alerts.is_empty())
+            .then(|| alerts.decided(&record.origin))
+            .flatten();
+        match decided {
+            Some(publish) => published.push((publish.position, record)),
+            None if plan.traces(record) => others.push(record),
+            None => {}
+        }
+    }
+    published.sort_by_key(|(position, _)| *position);
+    published
+        .into_iter()
+        .map(|(_, record)| record)
+        .chain(others)
+        .collect()
+}
+
+/// What every span of a batch is emitted with.
+struct Emission<'a> {
+    tracer: &'a SdkTracer,
+    targets: Targets,
+    clock: Clock,
+    alerts: &'a AlertContexts,
 }
 
 /// When a record's span starts and ends: from its decoding to the end of its last call.
@@ -345,10 +253,11 @@ fn record_attributes(
     reactor: Option<&StringValue>,
     targets: &Targets,
 ) -> Vec<KeyValue> {
-    let mut attrs = Vec::with_capacity(14);
+    let mut attrs = Vec::with_capacity(15);
     attrs.extend([
         KeyValue::new(spans::FLOW_TYPE, record.flow.as_str()),
-        KeyValue::new(semconv::MESSAGING_SYSTEM, "aws_kinesis"),
+        KeyValue::new(semconv::MESSAGING_SYSTEM, spans::MESSAGING_SYSTEM_KINESIS),
+        KeyValue::new(semconv::MESSAGING_OPERATION_NAME, spans::PROCESS),
         KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "process"),
         targets.destination.clone(),
         KeyValue::new(
@@ -430,181 +339,269 @@ fn shared_attributes(
     attrs
 }
 
-fn emit_record(
-    tracer: &SdkTracer,
-    parent: &Context,
-    mut links: Vec<Link>,
-    record: &RecordReport,
-    targets: &Targets,
-    clock: &Clock,
-) {
-    // One copy of the reactor id for all the record's spans.
-    let reactor = record
-        .reading
-        .as_ref()
-        .map(|r| StringValue::from(Arc::<str>::from(r.reactor.as_str())));
-    let reactor = reactor.as_ref();
-    if let Some(producer) = record
-        .reading
-        .as_ref()
-        .and_then(|r| r.traceparent.as_deref())
-        .and_then(traceparent_context)
-    {
-        links.push(Link::with_context(producer));
+impl Emission<'_> {
+    /// The root of overflow group `group`, in the trace decided for it, spanning `records`
+    /// and linked to the invocation.
+    fn overflow_root(
+        &self,
+        group: usize,
+        records: &[&RecordReport],
+        invocation: &SpanContext,
+    ) -> opentelemetry_sdk::trace::Span {
+        let start = records
+            .iter()
+            .map(|r| record_window(r, &self.clock).0)
+            .min()
+            .unwrap_or(self.clock.system);
+        let links = if invocation.is_valid() {
+            vec![Link::with_context(invocation.clone())]
+        } else {
+            Vec::new()
+        };
+        let builder = self
+            .tracer
+            .span_builder(OVERFLOW_SPAN)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start)
+            .with_attributes([
+                KeyValue::new(OVERFLOW_GROUP, group as i64),
+                KeyValue::new(OVERFLOW_RECORDS, records.len() as i64),
+            ])
+            .with_links(links);
+        let trace_id = self.alerts.overflow_trace_id(group);
+        start_with_ids(Some(trace_id), None, || {
+            builder.start_with_context(self.tracer, &Context::new())
+        })
     }
-    let (start, end) = record_window(record, clock);
 
-    let mut span = tracer
-        .span_builder(spans::RECORD)
-        .with_kind(SpanKind::Consumer)
-        .with_start_time(start)
-        .with_attributes(record_attributes(record, reactor, targets))
-        .with_links(links)
-        .start_with_context(tracer, parent);
-    if let Outcome::Failed(error) = &record.outcome {
-        span.set_status(Status::error(error.to_string()));
-        span.add_event(
-            "exception",
-            vec![
-                KeyValue::new(semconv::EXCEPTION_TYPE, format!("{:?}", error.kind)),
-                KeyValue::new(semconv::EXCEPTION_MESSAGE, error.to_string()),
-            ],
+    /// A record's subtree: its consumer span, `decode`, and a span per call that carried it.
+    fn record(&self, parent: &Context, record: &RecordReport) {
+        // One copy of the reactor id for all the record's spans.
+        let reactor = record
+            .reading
+            .as_ref()
+            .map(|r| StringValue::from(Arc::<str>::from(r.reactor.as_str())));
+        let reactor = reactor.as_ref();
+        let links: Vec<Link> = record
+            .reading
+            .as_ref()
+            .and_then(|r| r.traceparent.as_deref())
+            .and_then(traceparent_context)
+            .map(Link::with_context)
+            .into_iter()
+            .collect();
+        let (start, end) = record_window(record, &self.clock);
+
+        let mut span = self
+            .tracer
+            .span_builder(self.targets.record_span)
+            .with_kind(SpanKind::Consumer)
+            .with_start_time(start)
+            .with_attributes(record_attributes(record, reactor, &self.targets))
+            .with_links(links)
+            .start_with_context(self.tracer, parent);
+        if let Outcome::Failed(error) = &record.outcome {
+            span.set_status(Status::error(error.to_string()));
+            span.add_event(
+                "exception",
+                vec![
+                    KeyValue::new(semconv::EXCEPTION_TYPE, format!("{:?}", error.kind)),
+                    KeyValue::new(semconv::EXCEPTION_MESSAGE, error.to_string()),
+                ],
+            );
+        }
+        let cx = parent.with_remote_span_context(span.span_context().clone());
+        let mut decode = self
+            .tracer
+            .span_builder(spans::DECODE)
+            .with_kind(SpanKind::Internal)
+            .with_start_time(start)
+            .with_attributes(shared_attributes(record, reactor, 0))
+            .start_with_context(self.tracer, &cx);
+        decode.end_with_timestamp(start + record.decoded_in);
+
+        let mut publish = (record.severity.is_some() && !self.alerts.is_empty())
+            .then(|| self.alerts.decided(&record.origin))
+            .flatten();
+        for call in &record.calls {
+            let decided = if is_publish(call.operation) {
+                publish.take()
+            } else {
+                None
+            };
+            self.call(&cx, call, record, reactor, decided);
+        }
+        span.end_with_timestamp(end);
+    }
+
+    /// The span of one AWS call, a PRODUCER span for a publication (with the id decided
+    /// when it went out, if any), a CLIENT span otherwise.
+    fn call(
+        &self,
+        parent: &Context,
+        call: &CallTiming,
+        record: &RecordReport,
+        reactor: Option<&StringValue>,
+        publish: Option<PublishSpan>,
+    ) {
+        let mut attrs = shared_attributes(record, reactor, 10);
+        attrs.extend(self.aws_sdk_attributes(call));
+        let (name, kind) = if is_publish(call.operation) {
+            attrs.extend(self.publish_attributes());
+            (self.targets.publish_span, SpanKind::Producer)
+        } else {
+            (span_name(call.operation), SpanKind::Client)
+        };
+        let builder = self
+            .tracer
+            .span_builder(name)
+            .with_kind(kind)
+            .with_start_time(self.clock.at(call.started))
+            .with_attributes(attrs);
+        let mut span = start_with_ids(None, publish.map(|p| p.span_id), || {
+            builder.start_with_context(self.tracer, parent)
+        });
+        if let Some(kind) = call.error {
+            span.set_status(Status::error(format!("{:?}", kind)));
+            span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, format!("{:?}", kind)));
+        }
+        span.end_with_timestamp(
+            self.clock
+                .at(call.finished)
+                .max(self.clock.at(call.started)),
         );
     }
-    let cx = parent.with_remote_span_context(span.span_context().clone());
-    let mut decode = tracer
-        .span_builder(spans::DECODE)
-        .with_kind(SpanKind::Internal)
-        .with_start_time(start)
-        .with_attributes(shared_attributes(record, reactor, 0))
-        .start_with_context(tracer, &cx);
-    decode.end_with_timestamp(start + record.decoded_in);
 
-    for call in &record.calls {
-        emit_call(tracer, &cx, call, record, reactor, targets, clock);
+    /// The AWS SDK attributes of a call (`rpc.*`, region, the resource, the request id), and
+    /// the database ones of a DynamoDB call.
+    fn aws_sdk_attributes(&self, call: &CallTiming) -> Vec<KeyValue> {
+        let targets = &self.targets;
+        let (service, resource) = match call.operation {
+            "BatchWriteItem" | "BatchGetItem" | "PutItem" => ("DynamoDB", Some(&targets.table)),
+            "PublishBatch" | "Publish" => ("SNS", Some(&targets.topic)),
+            "PutObject" => ("S3", Some(&targets.bucket)),
+            _ => ("AWS", None),
+        };
+        // The ADOT collector's awsxray exporter turns spans with rpc.system = aws-api and
+        // rpc.service / rpc.method into AWS subsegments; the renamed keys are not read yet.
+        #[allow(deprecated)]
+        let mut attrs = vec![
+            KeyValue::new(semconv::RPC_SYSTEM, "aws-api"),
+            KeyValue::new(semconv::RPC_SERVICE, service),
+            KeyValue::new(semconv::RPC_METHOD, call.operation),
+            targets.region.clone(),
+        ];
+        attrs.extend(resource.cloned());
+        if service == "DynamoDB" {
+            attrs.push(KeyValue::new(
+                semconv::DB_SYSTEM_NAME,
+                spans::DB_SYSTEM_DYNAMODB,
+            ));
+            attrs.push(KeyValue::new(semconv::DB_OPERATION_NAME, call.operation));
+        }
+        if let Some(id) = &call.request_id {
+            attrs.push(KeyValue::new(semconv::AWS_REQUEST_ID, id.clone()));
+        }
+        attrs
     }
-    span.end_with_timestamp(end);
+
+    /// The messaging attributes of an alert's publication.
+    fn publish_attributes(&self) -> [KeyValue; 4] {
+        [
+            KeyValue::new(semconv::MESSAGING_SYSTEM, spans::MESSAGING_SYSTEM_SNS),
+            KeyValue::new(semconv::MESSAGING_OPERATION_NAME, spans::PUBLISH),
+            KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"),
+            self.targets.topic_name.clone(),
+        ]
+    }
 }
 
-fn emit_call(
-    tracer: &SdkTracer,
-    parent: &Context,
-    call: &CallTiming,
-    record: &RecordReport,
-    reactor: Option<&StringValue>,
-    targets: &Targets,
-    clock: &Clock,
-) {
-    let (name, service, resource): (&'static str, &'static str, Option<&KeyValue>) =
-        match call.operation {
-            "BatchWriteItem" => ("DynamoDB.BatchWriteItem", "DynamoDB", Some(&targets.table)),
-            "BatchGetItem" => ("DynamoDB.BatchGetItem", "DynamoDB", Some(&targets.table)),
-            "PutItem" => ("DynamoDB.PutItem", "DynamoDB", Some(&targets.table)),
-            "PublishBatch" => ("SNS.PublishBatch", "SNS", Some(&targets.topic)),
-            "Publish" => ("SNS.Publish", "SNS", Some(&targets.topic)),
-            "PutObject" => ("S3.PutObject", "S3", Some(&targets.bucket)),
-            other => (other, "AWS", None),
-        };
-    let mut attrs = shared_attributes(record, reactor, 7);
-    // The ADOT collector's awsxray exporter turns spans with rpc.system = aws-api and
-    // rpc.service / rpc.method into AWS subsegments; the renamed keys are not read yet.
-    #[allow(deprecated)]
-    attrs.extend([
-        KeyValue::new(semconv::RPC_SYSTEM, "aws-api"),
-        KeyValue::new(semconv::RPC_SERVICE, service),
-        KeyValue::new(semconv::RPC_METHOD, call.operation),
-        targets.region.clone(),
-    ]);
-    attrs.extend(resource.cloned());
-    if let Some(id) = &call.request_id {
-        attrs.push(KeyValue::new(semconv::AWS_REQUEST_ID, id.clone()));
+/// Whether a call publishes alerts (a PRODUCER span).
+fn is_publish(operation: &str) -> bool {
+    matches!(operation, "PublishBatch" | "Publish")
+}
+
+/// The span name of a CLIENT call: `{rpc.service}.{rpc.method}`, as the AWS SDK
+/// instrumentations name them.
+fn span_name(operation: &'static str) -> &'static str {
+    match operation {
+        "BatchWriteItem" => "DynamoDB.BatchWriteItem",
+        "BatchGetItem" => "DynamoDB.BatchGetItem",
+        "PutItem" => "DynamoDB.PutItem",
+        "PutObject" => "S3.PutObject",
+        other => other,
     }
-    let mut span = tracer
-        .span_builder(name)
-        .with_kind(SpanKind::Client)
-        .with_start_time(clock.at(call.started))
-        .with_attributes(attrs)
-        .start_with_context(tracer, parent);
-    if let Some(kind) = call.error {
-        span.set_status(Status::error(format!("{:?}", kind)));
-        span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, format!("{:?}", kind)));
-    }
-    span.end_with_timestamp(clock.at(call.finished).max(clock.at(call.started)));
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{FlowType, SequenceNumber, Severity};
+    use crate::ports::Origin;
+    use opentelemetry::trace::{SpanId, TraceId};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 
-    #[test]
-    fn a_w3c_traceparent_becomes_a_remote_span_context() {
-        let sc =
-            traceparent_context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
-        assert_eq!(
-            sc.trace_id().to_string(),
-            "0af7651916cd43dd8448eb211c80319c"
-        );
-        assert!(sc.is_sampled() && sc.is_remote());
-        assert!(
-            traceparent_context("00-00000000000000000000000000000000-b7ad6b7169203331-01")
-                .is_none()
-        );
-        assert!(traceparent_context("garbage").is_none());
+    fn origin(i: usize) -> Origin {
+        Origin {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: SequenceNumber::new(i.to_string()),
+            partition_key: "k".into(),
+            arrival: chrono::DateTime::UNIX_EPOCH,
+        }
     }
 
-    #[test]
-    fn an_xray_header_becomes_the_parent() {
-        let cx = xray_parent(
-            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-        )
-        .unwrap();
-        assert_eq!(
-            cx.span().span_context().trace_id().to_string(),
-            "5759e988bd862e3fe1be46a994272793"
-        );
+    /// A stored record; an alerting one (published by a `PublishBatch` call) when `alerting`.
+    fn record(i: usize, alerting: bool) -> RecordReport {
+        let now = Instant::now();
+        RecordReport {
+            origin: origin(i),
+            flow: if alerting {
+                FlowType::StoreAndAlert
+            } else {
+                FlowType::StoreOnly
+            },
+            reading: None,
+            severity: alerting.then_some(Severity::Warning),
+            reject_reason: None,
+            payload_len: 0,
+            decoded_in: std::time::Duration::from_micros(3),
+            calls: if alerting {
+                vec![CallTiming {
+                    operation: "PublishBatch",
+                    started: now,
+                    finished: now,
+                    error: None,
+                    request_id: None,
+                }]
+            } else {
+                Vec::new()
+            },
+            outcome: if alerting {
+                Outcome::StoredAndAlerted {
+                    severity: Severity::Warning,
+                    published_now: true,
+                }
+            } else {
+                Outcome::Stored
+            },
+            episode: None,
+        }
     }
 
-    #[test]
-    fn the_plan_rejects_a_ratio_outside_zero_to_one() {
-        let err = TracePlan::from_lookup(|k| {
-            (k == env::STORE_ONLY_TRACE_RATIO).then(|| "1.5".to_string())
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("STORE_ONLY_TRACE_RATIO"), "{err}");
+    fn in_memory() -> (SdkTracerProvider, InMemorySpanExporter) {
+        let exporter = InMemorySpanExporter::default();
+        let provider = provider_builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        (provider, exporter)
     }
 
     /// Traces, record spans and overflow roots of one invocation of `n` records, all traced.
-    fn emitted(n: usize, plan: TracePlan) -> Vec<opentelemetry_sdk::trace::SpanData> {
-        use crate::domain::SequenceNumber;
-        use crate::ports::Origin;
-        use opentelemetry_sdk::trace::InMemorySpanExporter;
-
-        let exporter = InMemorySpanExporter::default();
-        let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
-            .build();
+    fn emitted(n: usize, plan: TracePlan) -> Vec<SpanData> {
+        let (provider, exporter) = in_memory();
         let tracer = tracer(&provider);
         let report = BatchReport {
-            records: (0..n)
-                .map(|i| RecordReport {
-                    origin: Origin {
-                        shard_id: "shardId-000000000000".into(),
-                        sequence_number: SequenceNumber::new(i.to_string()),
-                        partition_key: "k".into(),
-                        arrival: chrono::DateTime::UNIX_EPOCH,
-                    },
-                    flow: FlowType::StoreOnly,
-                    reading: None,
-                    severity: None,
-                    reject_reason: None,
-                    payload_len: 0,
-                    decoded_in: std::time::Duration::from_micros(3),
-                    calls: Vec::new(),
-                    outcome: Outcome::Stored,
-                    episode: None,
-                })
-                .collect(),
+            records: (0..n).map(|i| record(i, false)).collect(),
             requests: Vec::new(),
         };
         let mut invocation = tracer.start("invocation");
@@ -614,6 +611,73 @@ mod tests {
         assert_eq!(traced, n);
         provider.force_flush().unwrap();
         exporter.get_finished_spans().unwrap()
+    }
+
+    #[test]
+    fn each_alert_goes_out_with_the_context_of_the_publish_span_emitted_for_it() {
+        let (provider, exporter) = in_memory();
+        let tracer = tracer(&provider);
+        let alerting = [1, 4, 5, 6, 8];
+        let report = BatchReport {
+            records: (0..9).map(|i| record(i, alerting.contains(&i))).collect(),
+            requests: Vec::new(),
+        };
+        let plan = TracePlan {
+            store_only_ratio: 1.0,
+            max_records_per_trace: 2,
+        };
+        let mut invocation = tracer.start("invocation");
+        let cx = Context::new().with_remote_span_context(invocation.span_context().clone());
+        let alerts = AlertContexts::new(invocation.span_context().clone(), 2);
+        // Published in the order the concurrent calls happened to run, one of them twice.
+        let published: Vec<(usize, SpanContext)> = [6, 1, 8, 6, 5, 4]
+            .into_iter()
+            .map(|i| (i, alerts.context_of(alerts.publish_span(&origin(i)))))
+            .collect();
+        let targets = CallTargets {
+            stream_name: "indications-stream".into(),
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-notifications".into(),
+            ..CallTargets::default()
+        };
+        emit_invocation(&tracer, &cx, &report, &plan, &targets, &alerts, &|| {});
+        invocation.end();
+        provider.force_flush().unwrap();
+        let spans = exporter.get_finished_spans().unwrap();
+
+        assert_eq!(published[0].1, published[3].1, "a retried publication");
+        for (i, context) in &published {
+            let publish = spans
+                .iter()
+                .find(|s| s.span_context.span_id() == context.span_id())
+                .unwrap_or_else(|| panic!("no span has the id record {i} published"));
+            assert_eq!(publish.span_context.trace_id(), context.trace_id());
+            assert_eq!(publish.span_context.trace_flags(), context.trace_flags());
+            assert_eq!(publish.span_kind, SpanKind::Producer);
+            assert_eq!(publish.name, "publish reactor-notifications");
+            let parent = spans
+                .iter()
+                .find(|s| s.span_context.span_id() == publish.parent_span_id)
+                .unwrap();
+            assert_eq!(parent.name, "process indications-stream");
+            let message_id = parent
+                .attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == semconv::MESSAGING_MESSAGE_ID)
+                .map(|kv| kv.value.to_string());
+            assert_eq!(message_id, Some(i.to_string()));
+        }
+        // Alerts first, two a trace: 6 and 1 in the invocation's trace, 8 and 5 in the
+        // first overflow trace, 4 in the second, with the first store-only record.
+        let invocation_trace = invocation.span_context().trace_id();
+        assert_eq!(published[0].1.trace_id(), invocation_trace);
+        assert_eq!(published[1].1.trace_id(), invocation_trace);
+        assert_eq!(published[2].1.trace_id(), alerts.overflow_trace_id(1));
+        assert_eq!(published[5].1.trace_id(), alerts.overflow_trace_id(2));
+        let producers = spans
+            .iter()
+            .filter(|s| s.span_kind == SpanKind::Producer)
+            .count();
+        assert_eq!(producers, alerting.len());
     }
 
     #[test]
@@ -641,7 +705,7 @@ mod tests {
             );
             assert_eq!(traces, n.div_ceil(per_trace));
 
-            let records: Vec<_> = spans.iter().filter(|s| s.name == spans::RECORD).collect();
+            let records: Vec<_> = spans.iter().filter(|s| s.name == spans::PROCESS).collect();
             assert_eq!(records.len(), n);
             for trace in &trace_ids {
                 let in_trace = records
