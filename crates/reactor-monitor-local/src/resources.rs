@@ -169,34 +169,23 @@ async fn stream(
         .stream_arn)
 }
 
-/// The table of readings and the alert ledger, created when absent.
+/// The table of readings and the alert ledger (keys: reactor, reading id), created when absent.
 async fn table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
-    let tables: Vec<String> = dynamodb
-        .list_tables()
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .context("listing tables")?;
-    if !tables.iter().any(|t| t == name) {
-        dynamodb
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute(attr::REACTOR)?)
-            .attribute_definitions(attribute(attr::READING_ID)?)
-            .key_schema(key(attr::REACTOR, KeyType::Hash)?)
-            .key_schema(key(attr::READING_ID, KeyType::Range)?)
-            .send()
-            .await
-            .with_context(|| format!("creating table {name}"))?;
-    }
-    Ok(())
+    create_table(dynamodb, name, &[attr::REACTOR, attr::READING_ID]).await
 }
 
 /// The table of per-reactor alert episode states (key: reactor), created when absent.
 async fn episode_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> anyhow::Result<()> {
+    create_table(dynamodb, name, &[attr::REACTOR]).await
+}
+
+/// An on-demand table with string keys (`keys[0]` the partition key, `keys[1]` the sort key),
+/// created unless a table of that name exists.
+async fn create_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    name: &str,
+    keys: &[&str],
+) -> anyhow::Result<()> {
     let tables: Vec<String> = dynamodb
         .list_tables()
         .into_paginator()
@@ -205,17 +194,27 @@ async fn episode_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) -> anyho
         .try_collect()
         .await
         .context("listing tables")?;
-    if !tables.iter().any(|t| t == name) {
-        dynamodb
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .attribute_definitions(attribute(attr::REACTOR)?)
-            .key_schema(key(attr::REACTOR, KeyType::Hash)?)
-            .send()
-            .await
-            .with_context(|| format!("creating table {name}"))?;
+    if tables.iter().any(|t| t == name) {
+        return Ok(());
     }
+    let mut create = dynamodb
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest);
+    for (i, key_name) in keys.iter().enumerate() {
+        let key_type = if i == 0 {
+            KeyType::Hash
+        } else {
+            KeyType::Range
+        };
+        create = create
+            .attribute_definitions(attribute(key_name)?)
+            .key_schema(key(key_name, key_type)?);
+    }
+    create
+        .send()
+        .await
+        .with_context(|| format!("creating table {name}"))?;
     Ok(())
 }
 

@@ -112,11 +112,7 @@ async fn invoke_fixture(port: u16) -> Output {
     let output = tokio::task::spawn_blocking(move || invoke(port, &fixture))
         .await
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::assert_success(&output);
     output
 }
 

@@ -31,11 +31,7 @@ fn local_with_an_input_file_prints_one_json_object_that_accounts_for_every_recor
         .output()
         .unwrap();
 
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::assert_success(&output);
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout.trim().lines().count(), 1, "{stdout}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -88,11 +84,7 @@ fn invoke_runs_the_handler_once_on_a_lambda_event_file() {
         .output()
         .unwrap();
 
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::assert_success(&output);
     let response: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
 }

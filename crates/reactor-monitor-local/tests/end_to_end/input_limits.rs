@@ -30,11 +30,7 @@ fn local_takes_records_at_the_limits_of_kinesis_and_accounts_for_each() {
         .output()
         .unwrap();
 
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::assert_success(&output);
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["produced"], 3);
     assert_eq!(report["stored"], 1);

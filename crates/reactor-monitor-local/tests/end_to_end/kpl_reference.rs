@@ -49,11 +49,7 @@ fn reference(aggregates: &[Vec<u8>]) -> Vec<Option<Users>> {
     let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()).unwrap());
     let output = child.wait_with_output().unwrap();
     writer.join().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::assert_success(&output);
     String::from_utf8(output.stdout)
         .unwrap()
         .lines()

@@ -29,3 +29,12 @@ pub fn cli() -> std::process::Command {
         .current_dir(reactor_monitor_local::project_root());
     command
 }
+
+/// Fails the test with the command's stderr unless it exited successfully.
+pub fn assert_success(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

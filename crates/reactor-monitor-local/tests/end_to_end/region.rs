@@ -37,11 +37,7 @@ async fn a_local_run_uses_the_region_of_aws_default_region() {
         .env("AWS_DEFAULT_REGION", "eu-west-1")
         .output()
         .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::assert_success(&output);
     let run: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(run["produced"], 40);
     assert_eq!(run["lost"], 0);

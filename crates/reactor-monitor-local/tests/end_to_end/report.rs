@@ -16,11 +16,7 @@ const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 /// Runs a command that must succeed; its stdout.
 fn succeeds(command: &mut Command) -> Vec<u8> {
     let output = command.output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    crate::assert_success(&output);
     output.stdout
 }
 

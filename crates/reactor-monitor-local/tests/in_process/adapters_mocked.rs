@@ -4,8 +4,9 @@
 use reactor_monitor_local::testing as support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::mocked::{Log, TABLE, TOPIC_ARN, log, pipeline};
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
@@ -14,23 +15,17 @@ use aws_sdk_sns::operation::publish_batch::{PublishBatchInput, PublishBatchOutpu
 use aws_sdk_sns::types::{
     BatchResultErrorEntry, PublishBatchRequestEntry, PublishBatchResultEntry,
 };
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::retry::RetryConfig;
-use reactor_monitor::adapters::dynamodb::{DynamoDbStore, KIND_ALERT, KIND_READING, attr};
-use reactor_monitor::adapters::s3::S3DeadLetters;
-use reactor_monitor::adapters::sns::{self, SnsAlerts};
-use reactor_monitor::aws::AwsPipeline;
-use reactor_monitor::domain::{Severity, Thresholds};
-use reactor_monitor::pipeline::{BatchReport, Limits, Outcome, Pipeline};
+use reactor_monitor::adapters::dynamodb::{KIND_ALERT, KIND_READING, attr};
+use reactor_monitor::adapters::sns::{self};
+use reactor_monitor::domain::Severity;
+use reactor_monitor::pipeline::{BatchReport, Outcome};
 use reactor_monitor::ports::FailureKind;
 use support::{batch, payload};
 
-const TABLE: &str = "reactor-readings";
-const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:reactor-alerts";
-const BUCKET: &str = "reactor-dead-letters";
 /// Calls BatchWriteItem makes for one chunk before giving up on what stays unprocessed
 /// (`adapters::retry::UNPROCESSED_ATTEMPTS`, private to the crate).
 const UNPROCESSED_ATTEMPTS: usize = 4;
@@ -39,39 +34,8 @@ const STORE_ONLY_C: f64 = 300.0;
 const WARNING_C: f64 = 750.0;
 const EMERGENCY_C: f64 = 850.0;
 
-/// What a mocked service was asked, call by call.
-type Log<T> = Arc<Mutex<Vec<T>>>;
-
-fn log<T>() -> Log<T> {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
 fn logged<T: Clone>(log: &Log<T>) -> Vec<T> {
     log.lock().unwrap().clone()
-}
-
-/// The production pipeline on mocked clients. The SDK's own retries are off: each mocked
-/// response is what the adapter sees once the SDK has given up.
-fn pipeline(dynamodb: &[&Rule], sns: &[&Rule], s3: &[&Rule]) -> AwsPipeline {
-    let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, |c| c
-        .retry_config(RetryConfig::disabled()));
-    let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, |c| c
-        .retry_config(RetryConfig::disabled()));
-    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, s3, |c| c
-        .retry_config(RetryConfig::disabled()));
-    let store = DynamoDbStore::new(dynamodb, TABLE);
-    Pipeline {
-        store: store.clone(),
-        ledger: store,
-        publisher: SnsAlerts::new(sns, TOPIC_ARN),
-        dead_letters: S3DeadLetters::new(s3, BUCKET),
-        thresholds: Thresholds::default(),
-        episodes: None,
-        limits: Limits {
-            max_in_flight: 4,
-            deadline_margin: std::time::Duration::from_millis(200),
-        },
-    }
 }
 
 // --- DynamoDB -------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 mod adapters_mocked;
 mod episodes;
 mod kinesis_event;
+mod mocked;
 mod pipeline_outcomes;
 mod properties;
 mod sink_faults;

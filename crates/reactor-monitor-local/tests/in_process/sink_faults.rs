@@ -6,62 +6,29 @@
 use reactor_monitor_local::testing as support;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use crate::mocked::{Log, TABLE, log, pipeline};
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_sns::operation::publish_batch::{PublishBatchInput, PublishBatchOutput};
 use aws_sdk_sns::types::PublishBatchResultEntry;
-use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use aws_smithy_types::retry::RetryConfig;
-use reactor_monitor::adapters::dynamodb::{DynamoDbStore, KIND_ALERT, KIND_READING, attr};
-use reactor_monitor::adapters::s3::{S3DeadLetters, meta};
-use reactor_monitor::adapters::sns::SnsAlerts;
-use reactor_monitor::aws::AwsPipeline;
-use reactor_monitor::domain::{RejectReason, Thresholds};
+use reactor_monitor::adapters::dynamodb::{KIND_ALERT, KIND_READING, attr};
+use reactor_monitor::adapters::s3::meta;
+use reactor_monitor::domain::RejectReason;
 use reactor_monitor::lambda;
-use reactor_monitor::pipeline::{BatchReport, Limits, Outcome, Pipeline};
+use reactor_monitor::pipeline::{BatchReport, Outcome};
 use reactor_monitor::ports::{FailureClass, FailureKind};
 use reactor_monitor::sinks;
 use support::{batch, kinesis_event, lambda_event, payload};
 
-const TABLE: &str = "reactor-readings";
-const TOPIC_ARN: &str = "arn:aws:sns:us-east-1:123456789012:reactor-alerts";
-const BUCKET: &str = "reactor-dead-letters";
-
-type Log<T> = Arc<Mutex<Vec<T>>>;
 type Item = HashMap<String, AttributeValue>;
-
-fn log<T>() -> Log<T> {
-    Arc::new(Mutex::new(Vec::new()))
-}
-
-fn pipeline(dynamodb: &[&Rule], sns: &[&Rule], s3: &[&Rule]) -> AwsPipeline {
-    let dynamodb = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, dynamodb, |c| c
-        .retry_config(RetryConfig::disabled()));
-    let sns = mock_client!(aws_sdk_sns, RuleMode::MatchAny, sns, |c| c
-        .retry_config(RetryConfig::disabled()));
-    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, s3, |c| c
-        .retry_config(RetryConfig::disabled()));
-    let store = DynamoDbStore::new(dynamodb, TABLE);
-    Pipeline {
-        store: store.clone(),
-        ledger: store,
-        publisher: SnsAlerts::new(sns, TOPIC_ARN),
-        dead_letters: S3DeadLetters::new(s3, BUCKET),
-        thresholds: Thresholds::default(),
-        episodes: None,
-        limits: Limits {
-            max_in_flight: 4,
-            deadline_margin: std::time::Duration::from_millis(200),
-        },
-    }
-}
 
 /// Whether DynamoDB accepts `text` as a number, as its documentation states it (written
 /// independently of `sinks`): at most 38 significant digits, magnitude 1E-130 to
