@@ -69,8 +69,22 @@ pub fn local_config(text: &str, listen: &str, receiver: &str) -> anyhow::Result<
         .as_mapping_mut()
         .context("the configuration is not a mapping")?;
     let mut notes = Vec::new();
+    listen_on(root, listen)?;
+    export_to(root, receiver, layer, &mut notes)?;
+    drop_sigv4auth(root, &mut notes);
+    // The collector's own metrics: off (a Prometheus endpoint on 8888 per collector otherwise).
+    let telemetry: Value = serde_norway::from_str("metrics: {level: none}")?;
+    section(root, "service").insert("telemetry".into(), telemetry);
+    drop_unbuildable_processors(root, &mut notes);
+    Ok(LocalConfig {
+        layer,
+        yaml: serde_norway::to_string(&config)?,
+        notes,
+    })
+}
 
-    // Receiver: OTLP/HTTP only, on the given loopback address.
+/// The OTLP receiver: OTLP/HTTP only, on the given loopback address.
+fn listen_on(root: &mut Mapping, listen: &str) -> anyhow::Result<()> {
     let receivers = section(root, "receivers");
     if !receivers.contains_key("otlp") {
         bail!("the configuration has no `otlp` receiver");
@@ -80,7 +94,17 @@ pub fn local_config(text: &str, listen: &str, receiver: &str) -> anyhow::Result<
     otlp.insert("protocols".into(), protocols);
     receivers.insert("otlp".into(), Value::Mapping(otlp));
 
-    // Exporters: each otlphttp one to the local receiver, unsigned.
+    Ok(())
+}
+
+/// Each otlphttp exporter to the local receiver, unsigned and uncompressed; an exporter that
+/// cannot point there is an error naming it.
+fn export_to(
+    root: &mut Mapping,
+    receiver: &str,
+    layer: Layer,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
     let exporters = section(root, "exporters");
     let names: Vec<String> = exporters
         .keys()
@@ -135,7 +159,11 @@ pub fn local_config(text: &str, listen: &str, receiver: &str) -> anyhow::Result<
         }
     }
 
-    // Extensions: sigv4auth signs for AWS only.
+    Ok(())
+}
+
+/// The sigv4auth extension signs for AWS only: dropped, with its mention in the service.
+fn drop_sigv4auth(root: &mut Mapping, notes: &mut Vec<String>) {
     if let Some(Value::Mapping(extensions)) = root.get_mut("extensions") {
         extensions.retain(|k, _| k.as_str().is_none_or(|k| !k.starts_with("sigv4auth")));
         if extensions.is_empty() {
@@ -153,11 +181,11 @@ pub fn local_config(text: &str, listen: &str, receiver: &str) -> anyhow::Result<
             service.remove("extensions");
         }
     }
-    // The collector's own metrics: off (a Prometheus endpoint on 8888 per collector otherwise).
-    let telemetry: Value = serde_norway::from_str("metrics: {level: none}")?;
-    service.insert("telemetry".into(), telemetry);
+}
 
-    // Processors the rebuilt collectors lack.
+/// Processors the rebuilt collectors lack (the community layer's `decouple`), dropped from
+/// the configuration and from every pipeline.
+fn drop_unbuildable_processors(root: &mut Mapping, notes: &mut Vec<String>) {
     let mut removed = Vec::new();
     if let Some(Value::Mapping(processors)) = root.get_mut("processors") {
         processors.retain(|k, _| {
@@ -189,12 +217,6 @@ pub fn local_config(text: &str, listen: &str, receiver: &str) -> anyhow::Result<
             }
         }
     }
-
-    Ok(LocalConfig {
-        layer,
-        yaml: serde_norway::to_string(&config)?,
-        notes,
-    })
 }
 
 fn section<'a>(root: &'a mut Mapping, key: &str) -> &'a mut Mapping {
