@@ -60,6 +60,39 @@ impl ReceivedSpan {
     }
 }
 
+impl ReceivedSpan {
+    /// A span as the OTLP protobuf carries it, ids in hex and attribute values as text.
+    fn from_otlp(span: opentelemetry_proto::tonic::trace::v1::Span) -> Self {
+        Self {
+            trace_id: hex(&span.trace_id),
+            span_id: hex(&span.span_id),
+            parent_span_id: hex(&span.parent_span_id),
+            name: span.name,
+            kind: span.kind,
+            start_unix_nano: span.start_time_unix_nano,
+            end_unix_nano: span.end_time_unix_nano,
+            error: span
+                .status
+                .is_some_and(|s| s.code == OtlpStatus::Error as i32),
+            attributes: span
+                .attributes
+                .into_iter()
+                .map(|kv| {
+                    (
+                        kv.key,
+                        kv.value.and_then(|v| v.value).map(text).unwrap_or_default(),
+                    )
+                })
+                .collect(),
+            links: span
+                .links
+                .into_iter()
+                .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
+                .collect(),
+        }
+    }
+}
+
 /// Received spans, oldest first.
 #[derive(Default)]
 struct SpanStore {
@@ -230,40 +263,13 @@ async fn receive(
     let Ok(request) = ExportTraceServiceRequest::decode(body) else {
         return reply(StatusCode::BAD_REQUEST, Vec::new());
     };
-    let mut received = Vec::new();
-    for resource in request.resource_spans {
-        for scope in resource.scope_spans {
-            for span in scope.spans {
-                received.push(ReceivedSpan {
-                    trace_id: hex(&span.trace_id),
-                    span_id: hex(&span.span_id),
-                    parent_span_id: hex(&span.parent_span_id),
-                    name: span.name,
-                    kind: span.kind,
-                    start_unix_nano: span.start_time_unix_nano,
-                    end_unix_nano: span.end_time_unix_nano,
-                    error: span
-                        .status
-                        .is_some_and(|s| s.code == OtlpStatus::Error as i32),
-                    attributes: span
-                        .attributes
-                        .into_iter()
-                        .map(|kv| {
-                            (
-                                kv.key,
-                                kv.value.and_then(|v| v.value).map(text).unwrap_or_default(),
-                            )
-                        })
-                        .collect(),
-                    links: span
-                        .links
-                        .into_iter()
-                        .map(|l| (hex(&l.trace_id), hex(&l.span_id)))
-                        .collect(),
-                });
-            }
-        }
-    }
+    let received: Vec<ReceivedSpan> = request
+        .resource_spans
+        .into_iter()
+        .flat_map(|resource| resource.scope_spans)
+        .flat_map(|scope| scope.spans)
+        .map(ReceivedSpan::from_otlp)
+        .collect();
     spans.lock().expect("spans lock").extend(received);
     reply(
         StatusCode::OK,
