@@ -187,19 +187,9 @@ impl FromStr for FaultSpec {
                 }
                 "seed" => spec.seed = value.parse().map_err(|_| error("seed is a whole number"))?,
                 "kinds" => {
-                    let mut kinds = Vec::new();
-                    for name in value.split('+').map(str::trim) {
-                        let kind = FaultKind::ALL
-                            .into_iter()
-                            .find(|k| k.as_str().eq_ignore_ascii_case(name))
-                            .ok_or_else(|| {
-                                error("kinds are throttle, 500, 503 and drop, joined by +")
-                            })?;
-                        if !kinds.contains(&kind) {
-                            kinds.push(kind);
-                        }
-                    }
-                    spec.kinds = kinds;
+                    spec.kinds = parse_kinds(value).ok_or_else(|| {
+                        error("kinds are throttle, 500, 503 and drop, joined by +")
+                    })?
                 }
                 name => {
                     let service = Service::NAMED
@@ -214,6 +204,20 @@ impl FromStr for FaultSpec {
         }
         Ok(spec)
     }
+}
+
+/// `throttle+drop`: the fault kinds named, each once, in order; `None` when a name is unknown.
+fn parse_kinds(value: &str) -> Option<Vec<FaultKind>> {
+    let mut kinds = Vec::new();
+    for name in value.split('+').map(str::trim) {
+        let kind = FaultKind::ALL
+            .into_iter()
+            .find(|k| k.as_str().eq_ignore_ascii_case(name))?;
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    Some(kinds)
 }
 
 impl fmt::Display for FaultSpec {
