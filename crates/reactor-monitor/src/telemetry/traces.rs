@@ -501,6 +501,8 @@ fn emit_call(
             "BatchGetItem" => ("DynamoDB.BatchGetItem", "DynamoDB", Some(&targets.table)),
             "PutItem" => ("DynamoDB.PutItem", "DynamoDB", Some(&targets.table)),
             "PublishBatch" => ("SNS.PublishBatch", "SNS", Some(&targets.topic)),
+            crate::adapters::on_call::OPERATION => ("SNS.PublishBatch", "SNS", None),
+            "TransactWriteItems" => ("DynamoDB.TransactWriteItems", "DynamoDB", None),
             "Publish" => ("SNS.Publish", "SNS", Some(&targets.topic)),
             "PutObject" => ("S3.PutObject", "S3", Some(&targets.bucket)),
             other => (other, "AWS", None),
@@ -512,7 +514,7 @@ fn emit_call(
     attrs.extend([
         KeyValue::new(semconv::RPC_SYSTEM, "aws-api"),
         KeyValue::new(semconv::RPC_SERVICE, service),
-        KeyValue::new(semconv::RPC_METHOD, call.operation),
+        KeyValue::new(semconv::RPC_METHOD, name.rsplit('.').next().unwrap_or(name)),
         targets.region.clone(),
     ]);
     attrs.extend(resource.cloned());
