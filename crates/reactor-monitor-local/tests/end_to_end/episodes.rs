@@ -20,7 +20,7 @@ async fn deliver(pipeline: &reactor_monitor::aws::AwsPipeline, mut records: Vec<
 }
 
 #[tokio::test]
-async fn the_on_call_queue_gets_one_message_per_transition_even_when_every_batch_is_replayed() {
+async fn the_alerts_queue_gets_one_message_per_transition_even_when_every_batch_is_replayed() {
     let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
     let config = resources.config();
     let pipeline = reactor_monitor::aws::pipeline(&sdk, &config);
@@ -49,7 +49,7 @@ async fn the_on_call_queue_gets_one_message_per_transition_even_when_every_batch
     deliver(&pipeline, vec![back]).await;
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let bodies = verify::drain(&sqs, &resources.pages_queue_url)
+    let bodies = verify::drain(&sqs, &resources.on_call_queue_url)
         .await
         .unwrap();
     let mut got: Vec<(String, String, serde_json::Value)> = bodies
