@@ -20,7 +20,7 @@ async fn deliver(pipeline: &reactor_monitor::aws::AwsPipeline, mut records: Vec<
 }
 
 #[tokio::test]
-async fn the_alerts_queue_gets_one_message_per_transition_even_when_every_batch_is_replayed() {
+async fn the_on_call_queue_gets_one_message_per_transition_even_when_every_batch_is_replayed() {
     let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
     let config = resources.config();
     let pipeline = reactor_monitor::aws::pipeline(&sdk, &config);
