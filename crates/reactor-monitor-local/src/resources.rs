@@ -28,13 +28,14 @@ pub struct ResourceNames {
     pub dead_letter_bucket: String,
     /// The event source mapping's S3 on-failure destination (the template's OnFailureBucket).
     pub on_failure_bucket: String,
-    pub on_call_queue: String,
+    /// The queue subscribed to the alert topic (one message per hot reading).
+    pub alerts_queue: String,
     /// Per-reactor alert-episode state (key `reactor`).
     pub episode_table: String,
     /// Episode notifications for people.
     pub on_call_topic: String,
     /// The queue subscribed to the on-call topic.
-    pub pages_queue: String,
+    pub on_call_queue: String,
 }
 
 impl Default for ResourceNames {
@@ -45,10 +46,10 @@ impl Default for ResourceNames {
             alert_topic: defaults::ALERT_TOPIC_NAME.into(),
             dead_letter_bucket: defaults::DEAD_LETTER_BUCKET.into(),
             on_failure_bucket: ON_FAILURE_BUCKET.into(),
-            on_call_queue: defaults::ON_CALL_QUEUE_NAME.into(),
+            alerts_queue: defaults::ALERTS_QUEUE_NAME.into(),
             episode_table: defaults::EPISODE_TABLE_NAME.into(),
             on_call_topic: defaults::ON_CALL_TOPIC_NAME.into(),
-            pages_queue: defaults::PAGES_QUEUE_NAME.into(),
+            on_call_queue: defaults::ON_CALL_QUEUE_NAME.into(),
         }
     }
 }
@@ -59,10 +60,10 @@ pub struct Resources {
     pub names: ResourceNames,
     pub stream_arn: String,
     pub alert_topic_arn: String,
-    pub on_call_queue_url: String,
+    pub alerts_queue_url: String,
     pub on_call_topic_arn: String,
     /// The queue of episode notifications (subscribed to the on-call topic).
-    pub pages_queue_url: String,
+    pub on_call_queue_url: String,
 }
 
 impl Resources {
@@ -83,7 +84,8 @@ impl Resources {
 }
 
 /// Creates the template's resources that are not there yet (stream, table, alert topic,
-/// dead-letter and on-failure buckets, on-call queue subscribed to the topic) and waits for
+/// dead-letter and on-failure buckets, the alerts queue subscribed to the alert topic, the
+/// episode table, the on-call topic and the on-call queue subscribed to it) and waits for
 /// the stream to be ACTIVE. Idempotent: a second call finds them and creates nothing.
 /// Errors name the resource and the call that failed.
 pub async fn create(
@@ -104,18 +106,18 @@ pub async fn create(
     .await?;
     // CreateTopic and CreateQueue are idempotent.
     let alert_topic_arn = topic(&sns, &names.alert_topic).await?;
-    let (on_call_queue_url, on_call_queue_arn) = queue(&sqs, &names.on_call_queue).await?;
-    subscribe_queue(&sns, &alert_topic_arn, &on_call_queue_arn).await?;
+    let (alerts_queue_url, alerts_queue_arn) = queue(&sqs, &names.alerts_queue).await?;
+    subscribe_queue(&sns, &alert_topic_arn, &alerts_queue_arn).await?;
     let on_call_topic_arn = topic(&sns, &names.on_call_topic).await?;
-    let (pages_queue_url, pages_queue_arn) = queue(&sqs, &names.pages_queue).await?;
-    subscribe_queue(&sns, &on_call_topic_arn, &pages_queue_arn).await?;
+    let (on_call_queue_url, on_call_queue_arn) = queue(&sqs, &names.on_call_queue).await?;
+    subscribe_queue(&sns, &on_call_topic_arn, &on_call_queue_arn).await?;
     Ok(Resources {
         names: names.clone(),
         stream_arn,
         alert_topic_arn,
-        on_call_queue_url,
+        alerts_queue_url,
         on_call_topic_arn,
-        pages_queue_url,
+        on_call_queue_url,
     })
 }
 

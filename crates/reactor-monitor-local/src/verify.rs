@@ -95,7 +95,7 @@ pub async fn verify(
 
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut seen = HashSet::new();
-    for body in drain(&sqs, &resources.on_call_queue_url).await? {
+    for body in drain(&sqs, &resources.alerts_queue_url).await? {
         let Ok(n) = serde_json::from_str::<Notification>(&body) else {
             continue;
         };

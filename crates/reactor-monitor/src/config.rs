@@ -42,15 +42,14 @@ pub mod defaults {
     pub const ALERT_TOPIC_NAME: &str = "reactor-notifications";
     pub const DEAD_LETTER_BUCKET: &str = "reactor-monitor-dead-letters";
     pub const ON_FAILURE_QUEUE_NAME: &str = "reactor-monitor-exhausted-batches";
-    /// The local queue subscribed to the alert topic (one message per hot reading; named
-    /// before episodes existed).
-    pub const ON_CALL_QUEUE_NAME: &str = "reactor-monitor-on-call";
+    /// The local queue subscribed to the alert topic (one message per hot reading).
+    pub const ALERTS_QUEUE_NAME: &str = "reactor-monitor-alerts";
     /// The table of per-reactor alert-episode state.
     pub const EPISODE_TABLE_NAME: &str = "reactor-episodes";
     /// The topic of episode notifications for people.
     pub const ON_CALL_TOPIC_NAME: &str = "reactor-on-call";
     /// The local queue subscribed to the on-call topic (one message per episode transition).
-    pub const PAGES_QUEUE_NAME: &str = "reactor-monitor-pages";
+    pub const ON_CALL_QUEUE_NAME: &str = "reactor-monitor-on-call";
     /// Concurrent AWS requests per invocation: bounds connections and memory.
     pub const MAX_IN_FLIGHT_REQUESTS: usize = 16;
     /// Time kept in reserve before the invocation deadline: no new request starts after it.

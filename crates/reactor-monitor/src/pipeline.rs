@@ -306,17 +306,30 @@ where
             .filter(|&i| slots[i].parsed.is_err())
             .collect();
 
-        let (stores, alerts, dead, episodes) = tokio::join!(
+        let alerts_and_episodes = async {
+            match self.episodes {
+                Some(policy) => {
+                    self.alerts_and_episodes(&gate, &slots, &readings, &alerting, policy)
+                        .await
+                }
+                None => {
+                    let chunks = join_all(
+                        alerting
+                            .chunks(P::MAX_BATCH.min(L::MAX_BATCH))
+                            .map(|chunk| self.alert_chunk(&gate, &slots, chunk)),
+                    )
+                    .await;
+                    (chunks, EpisodeResults::default())
+                }
+            }
+        };
+        let (stores, (alerts, episodes), dead) = tokio::join!(
             join_all(
                 readings
                     .chunks(S::MAX_BATCH)
                     .map(|chunk| self.store_chunk(&gate, &slots, chunk))
             ),
-            join_all(
-                alerting
-                    .chunks(P::MAX_BATCH.min(L::MAX_BATCH))
-                    .map(|chunk| self.alert_chunk(&gate, &slots, chunk))
-            ),
+            Box::pin(alerts_and_episodes),
             join_all(rejected.iter().map(|&i| {
                 let reason = *slots[i]
                     .parsed
@@ -324,7 +337,6 @@ where
                     .expect_err("only rejections are passed");
                 self.dead_letter(&gate, &slots, i, reason)
             })),
-            Box::pin(self.episodes(&gate, &slots, &readings)),
         );
 
         let mut progress = Progress {
@@ -360,7 +372,16 @@ where
             count(op);
         }
         for (i, calls, result) in episodes.records {
-            progress.calls[i].extend(calls);
+            // A reading that alerts shares the lookup and the write with its reactor's episode:
+            // each call once on its span.
+            for call in calls {
+                let known = progress.calls[i]
+                    .iter()
+                    .any(|c| c.operation == call.operation && c.started == call.started);
+                if !known {
+                    progress.calls[i].push(call);
+                }
+            }
             progress.episode[i] = Some(result);
         }
         for (i, timing, result) in dead {
@@ -573,17 +594,25 @@ where
         out
     }
 
-    /// The episode step of a batch: reads the states of its reactors (one call per
-    /// `MAX_LOAD` reactors), applies each reactor's readings in reading time, publishes every
-    /// notification to on-call, then writes each changed state conditionally. A notification
-    /// is published before its state is written: when the write fails, it is out already and
-    /// the reactor's records are reported for retry (a duplicate, never a missing page); when
-    /// the publish fails, the state is not written and the records are retried.
-    async fn episodes(&self, gate: &Gate, slots: &[Slot], readings: &[usize]) -> EpisodeResults {
+    /// Alerts and episodes of a batch together, when episodes are on: one lookup of the
+    /// batch's reactors' states and the alert ledger (`MAX_LOAD` keys a request), each
+    /// reactor's readings applied in reading time, the alerts and the on-call notices published
+    /// concurrently, then one write of the states to be written with the ledger's records
+    /// (`MAX_SAVE` items a request; ledger records alone go in a BatchWriteItem). A state is
+    /// written on a change of its episode, not for a newer reading alone
+    /// (`episode::needs_write`). A notification is published before its state is written:
+    /// when the write fails, it is out already and the reactor's records are reported for
+    /// retry (a duplicate, never a missing page); when the publish fails, the state is not
+    /// written and the records are retried.
+    async fn alerts_and_episodes(
+        &self,
+        gate: &Gate,
+        slots: &[Slot],
+        readings: &[usize],
+        alerting: &[usize],
+        policy: EpisodePolicy,
+    ) -> (Vec<AlertChunk>, EpisodeResults) {
         let mut out = EpisodeResults::default();
-        let Some(policy) = self.episodes else {
-            return out;
-        };
         let mut runs: Vec<ReactorRun<'_>> = Vec::new();
         let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for &i in readings {
@@ -595,6 +624,7 @@ where
                     reactor: &reading.reactor,
                     readings: Vec::new(),
                     expected_version: None,
+                    stored: None,
                     state: None,
                     changed: false,
                     actions: Vec::new(),
@@ -610,33 +640,73 @@ where
         for run in &mut runs {
             run.readings.sort_by_key(|&i| (date(i), i));
         }
+        let alerts: Vec<Alert<'_>> = alerting.iter().map(|&i| self.alert_of(&slots[i])).collect();
+        let mut alert_calls: Vec<Vec<CallTiming>> = vec![Vec::new(); alerts.len()];
+        let mut alert_results: Vec<Option<Result<bool, TransientError>>> = vec![None; alerts.len()];
 
-        for chunk in runs.chunks_mut(L::MAX_LOAD.max(1)) {
-            let reactors: Vec<&str> = chunk.iter().map(|r| r.reactor).collect();
+        // One lookup: the reactors first, then the alerts, `MAX_LOAD` keys a request.
+        let keys: Vec<Key> = (0..runs.len())
+            .map(Key::Reactor)
+            .chain((0..alerts.len()).map(Key::Alert))
+            .collect();
+        let lookups = join_all(keys.chunks(L::MAX_LOAD.max(1)).map(|chunk| {
+            let reactors: Vec<&str> = chunk
+                .iter()
+                .filter_map(|k| match k {
+                    Key::Reactor(at) => Some(runs[*at].reactor),
+                    Key::Alert(_) => None,
+                })
+                .collect();
+            let batch: Vec<Alert<'_>> = chunk
+                .iter()
+                .filter_map(|k| match k {
+                    Key::Alert(a) => Some(alerts[*a]),
+                    Key::Reactor(_) => None,
+                })
+                .collect();
+            async move {
+                let (timing, loaded) = gate
+                    .call(L::LOAD_OPERATION, self.ledger.load(&reactors, &batch))
+                    .await;
+                (chunk, timing, loaded.and_then(|r| r))
+            }
+        }))
+        .await;
+        for (chunk, timing, loaded) in lookups {
             out.requests.push(L::LOAD_OPERATION);
-            let (timing, loaded) = gate
-                .call(L::LOAD_OPERATION, self.ledger.load_states(&reactors))
-                .await;
-            match loaded.and_then(|r| r) {
-                Ok(states) => {
-                    for (run, stored) in chunk.iter_mut().zip(states) {
-                        run.calls.push(timing.clone());
-                        run.expected_version = stored.as_ref().map(|s| s.version);
-                        run.state = stored.map(|s| s.state);
+            let timing = with_error(&timing, &loaded);
+            let (mut states, mut sent) = match &loaded {
+                Ok(l) => (l.states.clone().into_iter(), l.sent.clone().into_iter()),
+                Err(_) => (Vec::new().into_iter(), Vec::new().into_iter()),
+            };
+            for key in chunk {
+                match (*key, &loaded) {
+                    (Key::Reactor(at), Ok(_)) => {
+                        let stored = states.next().flatten();
+                        runs[at].expected_version = stored.as_ref().map(|s| s.version);
+                        runs[at].stored = stored.map(|s| s.state);
+                        runs[at].calls.push(timing.clone());
                     }
-                }
-                Err(e) => {
-                    for run in chunk.iter_mut() {
-                        run.calls
-                            .push(with_error(&timing, &Err::<(), _>(e.clone())));
-                        run.failure = Some(e.clone());
+                    (Key::Reactor(at), Err(e)) => {
+                        runs[at].failure = Some(e.clone());
+                        runs[at].calls.push(timing.clone());
+                    }
+                    (Key::Alert(a), Ok(_)) => {
+                        alert_calls[a].push(timing.clone());
+                        if sent.next().unwrap_or(false) {
+                            alert_results[a] = Some(Ok(false));
+                        }
+                    }
+                    (Key::Alert(a), Err(e)) => {
+                        alert_calls[a].push(timing.clone());
+                        alert_results[a] = Some(Err(e.clone()));
                     }
                 }
             }
         }
 
         for run in runs.iter_mut().filter(|r| r.failure.is_none()) {
-            let before = run.state.clone();
+            run.state = run.stored.clone();
             for &i in &run.readings {
                 let reading = slots[i].parsed.as_ref().expect("only readings are grouped");
                 let step = episode::apply(
@@ -652,40 +722,82 @@ where
                     .extend(step.notifications.into_iter().map(|n| (i, n)));
                 run.state = Some(step.state);
             }
-            run.changed = run.state != before;
+            run.changed = run
+                .state
+                .as_ref()
+                .is_some_and(|next| episode::needs_write(run.stored.as_ref(), next, &policy));
         }
 
+        // The alerts and the notices, concurrently.
+        let to_publish: Vec<usize> = (0..alerts.len())
+            .filter(|&a| alert_results[a].is_none())
+            .collect();
         let pending: Vec<(usize, usize)> = runs
             .iter()
             .enumerate()
             .filter(|(_, r)| r.failure.is_none())
             .flat_map(|(at, r)| (0..r.notices.len()).map(move |n| (at, n)))
             .collect();
-        for chunk in pending.chunks(P::MAX_NOTIFY_BATCH.max(1)) {
-            let notices: Vec<Notice<'_>> = chunk
-                .iter()
-                .map(|&(at, n)| {
-                    let (i, notification) = &runs[at].notices[n];
-                    Notice {
-                        notification,
-                        origin: Some(&slots[*i].record.origin),
-                        traceparent: slots[*i]
-                            .parsed
-                            .as_ref()
-                            .ok()
-                            .and_then(|r| r.traceparent.as_deref()),
+        let runs_ref = &runs;
+        let (published, notified) = tokio::join!(
+            join_all(to_publish.chunks(P::MAX_BATCH.max(1)).map(|chunk| {
+                let batch: Vec<Alert<'_>> = chunk.iter().map(|&a| alerts[a]).collect();
+                async move {
+                    let (timing, results) = gate
+                        .call(P::OPERATION, self.publisher.publish(&batch))
+                        .await;
+                    let results = match results {
+                        Ok(results) => results,
+                        Err(e) => vec![Err(e); batch.len()],
+                    };
+                    (chunk, timing, results)
+                }
+            })),
+            join_all(pending.chunks(P::MAX_NOTIFY_BATCH.max(1)).map(|chunk| {
+                let notices: Vec<Notice<'_>> = chunk
+                    .iter()
+                    .map(|&(at, n)| {
+                        let (i, notification) = &runs_ref[at].notices[n];
+                        Notice {
+                            notification,
+                            origin: Some(&slots[*i].record.origin),
+                            traceparent: slots[*i]
+                                .parsed
+                                .as_ref()
+                                .ok()
+                                .and_then(|r| r.traceparent.as_deref()),
+                        }
+                    })
+                    .collect();
+                async move {
+                    let (timing, results) = gate
+                        .call(P::NOTIFY_OPERATION, self.publisher.notify(&notices))
+                        .await;
+                    let results = match results {
+                        Ok(results) => results,
+                        Err(e) => vec![Err(e); notices.len()],
+                    };
+                    (chunk, timing, results)
+                }
+            })),
+        );
+        let mut ledger: Vec<(usize, String)> = Vec::new();
+        for (chunk, timing, results) in published {
+            out.requests.push(P::OPERATION);
+            for (&a, result) in chunk.iter().zip(results) {
+                alert_calls[a].push(with_error(&timing, &result));
+                match result {
+                    Ok(message_id) => {
+                        alert_results[a] = Some(Ok(true));
+                        ledger.push((a, message_id));
                     }
-                })
-                .collect();
+                    Err(e) => alert_results[a] = Some(Err(e)),
+                }
+            }
+        }
+        for (chunk, timing, results) in notified {
             out.requests.push(P::NOTIFY_OPERATION);
-            let (timing, published) = gate
-                .call(P::NOTIFY_OPERATION, self.publisher.notify(&notices))
-                .await;
-            let published = match published {
-                Ok(results) => results,
-                Err(e) => vec![Err(e); notices.len()],
-            };
-            for (&(at, _), result) in chunk.iter().zip(published) {
+            for (&(at, _), result) in chunk.iter().zip(results) {
                 runs[at].calls.push(with_error(&timing, &result));
                 if let Err(e) = result {
                     runs[at].failure.get_or_insert(e);
@@ -693,33 +805,75 @@ where
             }
         }
 
+        // One write: the states with the ledger's records, `MAX_SAVE` items a transaction;
+        // ledger records left over go in BatchWriteItems.
         let to_save: Vec<usize> = (0..runs.len())
             .filter(|&at| runs[at].failure.is_none() && runs[at].changed)
             .collect();
+        let mut writes: Vec<Write> = Vec::new();
+        let mut ledger = ledger.into_iter().peekable();
         for chunk in to_save.chunks(L::MAX_SAVE.max(1)) {
-            let changes: Vec<StateChange<'_>> = chunk
+            let room = L::MAX_SAVE.max(1) - chunk.len();
+            writes.push((chunk.to_vec(), ledger.by_ref().take(room).collect()));
+        }
+        let rest: Vec<(usize, String)> = ledger.collect();
+        for chunk in rest.chunks(L::MAX_BATCH.max(1)) {
+            writes.push((Vec::new(), chunk.to_vec()));
+        }
+        let runs_ref = &runs;
+        let alerts_ref = &alerts;
+        let saved = join_all(writes.iter().map(|(states, records)| async move {
+            let changes: Vec<StateChange<'_>> = states
                 .iter()
                 .map(|&at| StateChange {
-                    reactor: runs[at].reactor,
-                    expected_version: runs[at].expected_version,
-                    state: runs[at].state.as_ref().expect("a changed state exists"),
+                    reactor: runs_ref[at].reactor,
+                    expected_version: runs_ref[at].expected_version,
+                    state: runs_ref[at].state.as_ref().expect("a changed state exists"),
                 })
                 .collect();
-            out.requests.push(L::SAVE_OPERATION);
-            let (timing, saved) = gate
-                .call(L::SAVE_OPERATION, self.ledger.save_states(&changes))
-                .await;
-            let saved = match saved {
-                Ok(results) => results,
-                Err(e) => vec![Err(e); changes.len()],
-            };
-            for (&at, result) in chunk.iter().zip(saved) {
+            let sent: Vec<(Alert<'_>, String)> = records
+                .iter()
+                .map(|(a, id)| (alerts_ref[*a], id.clone()))
+                .collect();
+            if changes.is_empty() {
+                let (timing, results) = gate
+                    .call(L::RECORD_OPERATION, self.ledger.record_sent(&sent))
+                    .await;
+                let results = results.unwrap_or_else(|e| vec![Err(e); sent.len()]);
+                (timing, Vec::new(), results)
+            } else {
+                let (timing, results) = gate
+                    .call(L::SAVE_OPERATION, self.ledger.save(&changes, &sent))
+                    .await;
+                let (states, records) = results.unwrap_or_else(|e| {
+                    (
+                        vec![Err(e.clone()); changes.len()],
+                        vec![Err(e); sent.len()],
+                    )
+                });
+                (timing, states, records)
+            }
+        }))
+        .await;
+        for ((states, records), (timing, state_results, record_results)) in writes.iter().zip(saved)
+        {
+            out.requests.push(timing.operation);
+            for (&at, result) in states.iter().zip(state_results) {
                 runs[at].calls.push(with_error(&timing, &result));
                 if let Err(e) = result {
                     // Its notifications are out: the retry may send them again, never lose them.
                     tracing::warn!(reactor = %runs[at].reactor, error = %e, "episode state not written; the reactor's records are retried");
                     runs[at].failure = Some(e);
                 }
+            }
+            for ((a, _), result) in records.iter().zip(record_results) {
+                // The alert is out; failing the record now would publish it again on retry.
+                // A replay inside this window may duplicate the alert, never drop it.
+                if let Err(e) = &result {
+                    let seq = &slots[alerting[*a]].record.origin.sequence_number;
+                    tracing::warn!(sequence_number = %seq, error = %e, "alert published but not recorded in the ledger");
+                }
+                alert_calls[*a].push(with_error(&timing, &result));
             }
         }
 
@@ -734,7 +888,19 @@ where
                 out.records.push((i, run.calls.clone(), result));
             }
         }
-        out
+        let records = alerting
+            .iter()
+            .zip(alert_calls)
+            .zip(alert_results)
+            .map(|((&i, calls), result)| {
+                (i, calls, result.unwrap_or_else(|| Err(unreached("alert"))))
+            })
+            .collect();
+        let alerts = AlertChunk {
+            records,
+            requests: Vec::new(),
+        };
+        (vec![alerts], out)
     }
 
     async fn dead_letter(
@@ -771,12 +937,26 @@ struct ReactorRun<'s> {
     /// Slot indices, in reading time (then stream order).
     readings: Vec<usize>,
     expected_version: Option<u64>,
+    /// The state as read.
+    stored: Option<ReactorState>,
+    /// The state after the batch's readings.
     state: Option<ReactorState>,
     changed: bool,
     actions: Vec<(usize, Option<EpisodeAction>)>,
     notices: Vec<(usize, Notification)>,
     calls: Vec<CallTiming>,
     failure: Option<TransientError>,
+}
+
+/// One write of the batch: the runs whose states it writes and the ledger records (alert,
+/// message id) it carries.
+type Write = (Vec<usize>, Vec<(usize, String)>);
+
+/// A key of the batch's one lookup: a reactor's state or an alert's ledger item.
+#[derive(Clone, Copy)]
+enum Key {
+    Reactor(usize),
+    Alert(usize),
 }
 
 struct AlertChunk {

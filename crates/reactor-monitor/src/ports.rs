@@ -214,23 +214,41 @@ pub struct StateChange<'a> {
     pub state: &'a ReactorState,
 }
 
-/// Per-reactor episode state, changed only by conditional writes (one item per reactor).
-pub trait EpisodeStore: Send + Sync {
+/// What one lookup found: the states of its reactors and which of its alerts were published.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Loaded {
+    /// One per reactor, in order (`None`: never seen).
+    pub states: Vec<Option<VersionedState>>,
+    /// One per alert, in order: already published (the alert ledger has it).
+    pub sent: Vec<bool>,
+}
+
+/// Per-reactor episode state, changed only by conditional writes (one item per reactor), read
+/// and written together with the alert ledger: one lookup and one write per batch, not two.
+pub trait EpisodeStore: AlertLedger {
     const LOAD_OPERATION: &'static str;
     const SAVE_OPERATION: &'static str;
-    /// Most reactors one load takes.
+    /// Most keys (reactors + alerts) one lookup takes.
     const MAX_LOAD: usize;
-    /// Most state changes one save takes.
+    /// Most items (state changes + ledger records) one save takes.
     const MAX_SAVE: usize;
-    /// The states of these reactors, in order (`None`: never seen).
-    fn load_states(
+    /// In one request: the states of these reactors and, for each alert, whether it was
+    /// already published (as [`AlertLedger::already_sent`]).
+    fn load(
         &self,
         reactors: &[&str],
-    ) -> impl Future<Output = Result<Vec<Option<VersionedState>>, TransientError>> + Send;
-    /// Writes each change if its reactor's state is still the version expected. One result per
-    /// change; a change refused because the state moved on fails with
-    /// [`FailureKind::Unprocessed`] (retry: the next delivery reads the new state).
-    fn save_states(&self, changes: &[StateChange<'_>]) -> impl Future<Output = ItemResults> + Send;
+        alerts: &[Alert<'_>],
+    ) -> impl Future<Output = Result<Loaded, TransientError>> + Send;
+    /// In one request: each change if its reactor's state is still the version expected, and
+    /// the ledger records of published alerts (as [`AlertLedger::record_sent`]). Results: one
+    /// per change, then one per ledger record. A change refused because the state moved on
+    /// fails with [`FailureKind::Unprocessed`] (retry: the next delivery reads the new state);
+    /// the other items are still written.
+    fn save(
+        &self,
+        changes: &[StateChange<'_>],
+        sent: &[(Alert<'_>, String)],
+    ) -> impl Future<Output = (ItemResults, ItemResults)> + Send;
     /// Every reactor's state, for the silence check.
     fn all_states(
         &self,

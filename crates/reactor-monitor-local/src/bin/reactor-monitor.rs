@@ -241,7 +241,10 @@ struct UpArgs {
     /// S3 bucket of dead letters.
     #[arg(long, default_value = reactor_monitor::config::defaults::DEAD_LETTER_BUCKET)]
     dead_letter_bucket: String,
-    /// SQS queue subscribed to the alert topic.
+    /// SQS queue subscribed to the alert topic (one message per hot reading).
+    #[arg(long, default_value = reactor_monitor::config::defaults::ALERTS_QUEUE_NAME)]
+    alerts_queue: String,
+    /// SQS queue subscribed to the on-call topic (one message per episode transition).
     #[arg(long, default_value = reactor_monitor::config::defaults::ON_CALL_QUEUE_NAME)]
     on_call_queue: String,
     /// Shards of the stream (when up creates it).
@@ -387,6 +390,7 @@ async fn run_up(args: UpArgs) -> anyhow::Result<ExitCode> {
             table: args.table,
             alert_topic: args.topic,
             dead_letter_bucket: args.dead_letter_bucket,
+            alerts_queue: args.alerts_queue,
             on_call_queue: args.on_call_queue,
             ..ResourceNames::default()
         },

@@ -46,7 +46,9 @@ pub(super) fn banner(
          stream              {}  ({shards} shard{}, from {starting_position})\n\
          table               {}\n\
          alert topic         {}\n\
-         on-call queue       {}  (subscribed to the alert topic)\n\
+         alerts queue        {}  (subscribed to the alert topic: one message per hot reading)\n\
+         on-call topic       {}\n\
+         on-call queue       {}  (subscribed to the on-call topic: one message per episode transition)\n\
          dead-letter bucket  {}\n\
          spans (OTLP/HTTP)   {otlp_endpoint}/v1/traces\n\n\
          Try it from another terminal with the AWS CLI (the emulator takes any credentials):\n\n\
@@ -61,7 +63,9 @@ pub(super) fn banner(
          {aws} dynamodb scan --table-name {} {readings_only}\n\
          # reactor-1's readings between two instants (UTC)\n\
          {query}\n\
-         # alerts delivered to on-call\n\
+         # alerts, one per hot reading (the alert topic, for machines)\n\
+         {aws} sqs receive-message --queue-url {} --message-attribute-names All --max-number-of-messages 10\n\
+         # pages, one per episode transition (the on-call topic, for people)\n\
          {aws} sqs receive-message --queue-url {} --message-attribute-names All --max-number-of-messages 10\n\
          # payloads the function could not read: each object is the record byte for byte, its metadata says why\n\
          {aws} s3 ls s3://{}/ --recursive\n\
@@ -76,10 +80,13 @@ pub(super) fn banner(
         if shards == 1 { "" } else { "s" },
         names.table,
         resources.alert_topic_arn,
+        resources.alerts_queue_url,
+        resources.on_call_topic_arn,
         resources.on_call_queue_url,
         names.dead_letter_bucket,
         attr::READING_ID,
         names.table,
+        resources.alerts_queue_url,
         resources.on_call_queue_url,
         names.dead_letter_bucket,
         names.stream,

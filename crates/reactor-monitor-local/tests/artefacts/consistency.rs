@@ -176,6 +176,10 @@ fn every_custom_metric_a_dashboard_or_alarm_names_is_emitted_with_that_dimension
             }
             let allowed: Vec<&str> = match key.as_str() {
                 metrics::DIM_FLOW_TYPE => FlowType::ALL.iter().map(|f| f.as_str()).collect(),
+                // OpenEpisodes also counts silent reactors (`emf::silence_lines`).
+                metrics::DIM_SEVERITY if m.name == metrics::OPEN_EPISODES => {
+                    vec!["warning", "emergency", "silent"]
+                }
                 metrics::DIM_SEVERITY => [Severity::Warning, Severity::Emergency]
                     .iter()
                     .map(|s| s.as_str())

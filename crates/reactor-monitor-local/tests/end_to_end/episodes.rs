@@ -49,7 +49,7 @@ async fn the_on_call_queue_gets_one_message_per_transition_even_when_every_batch
     deliver(&pipeline, vec![back]).await;
 
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let bodies = verify::drain(&sqs, &resources.pages_queue_url)
+    let bodies = verify::drain(&sqs, &resources.on_call_queue_url)
         .await
         .unwrap();
     let mut got: Vec<(String, String, serde_json::Value)> = bodies

@@ -135,12 +135,9 @@ async fn the_same_batch_delivered_twice_stores_no_duplicate_and_alerts_once() {
         .count();
     assert_eq!(readings, 3);
     assert_eq!(ledger, 2);
-    let alerts = verify::drain(
-        &aws_sdk_sqs::Client::new(&sdk),
-        &resources.on_call_queue_url,
-    )
-    .await
-    .unwrap();
+    let alerts = verify::drain(&aws_sdk_sqs::Client::new(&sdk), &resources.alerts_queue_url)
+        .await
+        .unwrap();
     assert_eq!(alerts.len(), 2, "{alerts:?}");
     assert!(
         alerts

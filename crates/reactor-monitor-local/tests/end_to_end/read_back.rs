@@ -9,7 +9,7 @@ use reactor_monitor_local::verify;
 async fn a_receive_whose_response_was_lost_hides_no_alert_from_the_read_back() {
     let (_emulator, sdk, resources) = support::emulator_with_resources(1).await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queue = &resources.on_call_queue_url;
+    let queue = &resources.alerts_queue_url;
     let sent: Vec<String> = (0..25).map(|i| format!("{{\"alert\":{i}}}")).collect();
     for body in &sent {
         sqs.send_message()

@@ -276,9 +276,9 @@ fn the_tutorial_walkthrough_works_with_the_real_aws_cli_and_ctrl_c_stops_everyth
         "{scan}"
     );
 
-    // The on-call queue receives the warning.
-    let receive = printed(&lines, &["sqs receive-message", "reactor-monitor-on-call"]);
-    let notification = eventually("the warning reaches the on-call queue", || {
+    // The alerts queue receives the warning; the on-call queue the episode it opened.
+    let receive = printed(&lines, &["sqs receive-message", "reactor-monitor-alerts"]);
+    let notification = eventually("the warning reaches the alerts queue", || {
         let out = shell(receive, dir.path());
         let received = if out.trim().is_empty() {
             Value::Null
@@ -293,6 +293,19 @@ fn the_tutorial_walkthrough_works_with_the_real_aws_cli_and_ctrl_c_stops_everyth
         notification["MessageAttributes"]["reactor"]["Value"],
         "reactor-1"
     );
+    let receive = printed(&lines, &["sqs receive-message", "reactor-monitor-on-call"]);
+    let page = eventually("the opened episode reaches the on-call queue", || {
+        let out = shell(receive, dir.path());
+        let received = if out.trim().is_empty() {
+            Value::Null
+        } else {
+            json(&out)
+        };
+        let body = received["Messages"].as_array()?.first()?["Body"].as_str()?;
+        Some(json(body))
+    });
+    assert_eq!(page["Subject"], "opened warning");
+    assert_eq!(page["MessageAttributes"]["action"]["Value"], "opened");
 
     // The warning's ledger item is in the table; the printed scan returns readings only.
     let whole_table = format!(

@@ -62,7 +62,7 @@ pub const MAX_BATCH_GET_KEYS: usize = 100;
 #[derive(Clone)]
 pub struct DynamoDbStore {
     pub(super) client: Client,
-    table: String,
+    pub(super) table: String,
     /// The alert-episode state table (`super::episode_state`), when episodes are on.
     pub(super) episode_table: Option<String>,
 }
@@ -139,7 +139,7 @@ impl DynamoDbStore {
         item
     }
 
-    fn ledger_key(alert: &Alert<'_>) -> HashMap<String, AttributeValue> {
+    pub(super) fn ledger_key(alert: &Alert<'_>) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (
                 attr::REACTOR.into(),
@@ -155,7 +155,10 @@ impl DynamoDbStore {
         ])
     }
 
-    fn ledger_item(alert: &Alert<'_>, message_id: &str) -> HashMap<String, AttributeValue> {
+    pub(super) fn ledger_item(
+        alert: &Alert<'_>,
+        message_id: &str,
+    ) -> HashMap<String, AttributeValue> {
         let mut item = Self::ledger_key(alert);
         item.extend([
             (attr::KIND.into(), AttributeValue::S(KIND_ALERT.into())),
@@ -297,7 +300,7 @@ fn is_rejected(result: &Result<(), TransientError>) -> bool {
     matches!(result, Err(e) if e.kind == FailureKind::Rejected)
 }
 
-fn key_of(item: &HashMap<String, AttributeValue>) -> (AttributeValue, AttributeValue) {
+pub(super) fn key_of(item: &HashMap<String, AttributeValue>) -> (AttributeValue, AttributeValue) {
     let get = |name: &str| {
         item.get(name)
             .cloned()

@@ -1,6 +1,6 @@
 //! DynamoDB: alert-episode state, one item per reactor in a table of its own (key `reactor`),
-//! read with BatchGetItem once per batch and written with conditional puts in one
-//! TransactWriteItems per batch. A table of its own rather than a reserved sort key in the
+//! read in the same BatchGetItem as the alert ledger's lookup and written with conditional
+//! puts in the same TransactWriteItems as the ledger's records, once per batch. A table of its own rather than a reserved sort key in the
 //! readings table: the silence check scans every reactor's state, and a scan of the readings
 //! table would read every reading.
 
@@ -14,8 +14,8 @@ use super::dynamodb::{DynamoDbStore, MAX_BATCH_GET_KEYS};
 use super::sdk_failure;
 use crate::domain::episode::ReactorState;
 use crate::ports::{
-    EpisodeStore, FailureKind, ItemResults, StateChange, TransientError, VersionedState,
-    note_request_id,
+    Alert, AlertLedger, EpisodeStore, FailureKind, ItemResults, Loaded, StateChange,
+    TransientError, VersionedState, note_request_id,
 };
 
 /// TransactWriteItems takes at most 100 actions
@@ -96,51 +96,47 @@ impl EpisodeStore for DynamoDbStore {
     const MAX_LOAD: usize = MAX_BATCH_GET_KEYS;
     const MAX_SAVE: usize = MAX_TRANSACT_ITEMS;
 
-    async fn load_states(
+    /// One BatchGetItem naming both tables: the episode states (key `reactor`) and the alert
+    /// ledger's items (projected to their keys), unprocessed keys of either asked again.
+    async fn load(
         &self,
         reactors: &[&str],
-    ) -> Result<Vec<Option<VersionedState>>, TransientError> {
-        let table = self.episode_table(LOAD)?;
-        let mut found: HashMap<String, VersionedState> = HashMap::new();
-        let mut keys: Vec<HashMap<String, AttributeValue>> = reactors
+        alerts: &[Alert<'_>],
+    ) -> Result<Loaded, TransientError> {
+        let episode_table = self.episode_table(LOAD)?;
+        let invalid =
+            |e| TransientError::new(LOAD, FailureKind::Service, "bad request").with_source(e);
+        let state_keys: Vec<HashMap<String, AttributeValue>> = reactors
             .iter()
             .map(|r| HashMap::from([(attr::REACTOR.to_owned(), AttributeValue::S((*r).into()))]))
             .collect();
-        let mut attempt = 0;
-        while !keys.is_empty() {
+        let ledger_keys: Vec<HashMap<String, AttributeValue>> =
+            alerts.iter().map(Self::ledger_key).collect();
+        let mut pending: HashMap<String, KeysAndAttributes> = HashMap::new();
+        if !state_keys.is_empty() {
             let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut keys)))
+                .set_keys(Some(state_keys))
                 .consistent_read(true)
                 .build()
-                .map_err(|e| {
-                    TransientError::new(LOAD, FailureKind::Service, "bad request").with_source(e)
-                })?;
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(table, request)
-                .send()
-                .await;
-            note_request_id(out.request_id());
-            let out = out.map_err(|e| sdk_failure(LOAD, e))?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(table)
-                .unwrap_or_default()
-            {
-                if let Some((reactor, state)) = Self::episode_of(&item) {
-                    found.insert(reactor, state);
-                }
-            }
-            keys = out
-                .unprocessed_keys
-                .unwrap_or_default()
-                .remove(table)
-                .map(|k| k.keys)
-                .unwrap_or_default();
-            attempt += 1;
-            if !keys.is_empty() {
+                .map_err(invalid)?;
+            pending.insert(episode_table.to_owned(), request);
+        }
+        if !ledger_keys.is_empty() {
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(ledger_keys.clone()))
+                .projection_expression("#r, #id")
+                .expression_attribute_names("#r", super::dynamodb::attr::REACTOR)
+                .expression_attribute_names("#id", super::dynamodb::attr::READING_ID)
+                .consistent_read(true)
+                .build()
+                .map_err(invalid)?;
+            pending.insert(self.table.clone(), request);
+        }
+        let mut found: HashMap<String, VersionedState> = HashMap::new();
+        let mut published = Vec::new();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            if attempt > 0 {
                 if attempt >= super::retry::UNPROCESSED_ATTEMPTS {
                     return Err(TransientError::new(
                         LOAD,
@@ -150,35 +146,143 @@ impl EpisodeStore for DynamoDbStore {
                 }
                 super::retry::backoff(attempt).await;
             }
+            attempt += 1;
+            let out = self
+                .client
+                .batch_get_item()
+                .set_request_items(Some(std::mem::take(&mut pending)))
+                .send()
+                .await;
+            note_request_id(out.request_id());
+            let out = out.map_err(|e| sdk_failure(LOAD, e))?;
+            let mut responses = out.responses.unwrap_or_default();
+            for item in responses.remove(episode_table).unwrap_or_default() {
+                if let Some((reactor, state)) = Self::episode_of(&item) {
+                    found.insert(reactor, state);
+                }
+            }
+            published.extend(
+                responses
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(super::dynamodb::key_of),
+            );
+            pending = out
+                .unprocessed_keys
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(_, k)| !k.keys.is_empty())
+                .collect();
         }
-        Ok(reactors.iter().map(|r| found.remove(*r)).collect())
+        Ok(Loaded {
+            states: reactors.iter().map(|r| found.remove(*r)).collect(),
+            sent: ledger_keys
+                .iter()
+                .map(|k| published.contains(&super::dynamodb::key_of(k)))
+                .collect(),
+        })
     }
 
-    /// One transaction; when it is cancelled because some states moved on, those changes fail
-    /// ([`FailureKind::Unprocessed`]) and the others are written in a second transaction.
-    async fn save_states(&self, changes: &[StateChange<'_>]) -> ItemResults {
+    /// One transaction of the conditional state puts and the ledger's puts; when it is
+    /// cancelled because some states moved on, those changes fail ([`FailureKind::Unprocessed`])
+    /// and the other items are written in a second transaction. Without state changes the
+    /// ledger records go in a BatchWriteItem (half the write units of a transaction).
+    async fn save(
+        &self,
+        changes: &[StateChange<'_>],
+        sent: &[(Alert<'_>, String)],
+    ) -> (ItemResults, ItemResults) {
+        if changes.is_empty() {
+            return (Vec::new(), self.record_sent(sent).await);
+        }
         let table = match self.episode_table(SAVE) {
             Ok(table) => table,
-            Err(e) => return vec![Err(e); changes.len()],
+            Err(e) => {
+                return (
+                    vec![Err(e.clone()); changes.len()],
+                    vec![Err(e); sent.len()],
+                );
+            }
         };
-        let mut results: Vec<Option<Result<(), TransientError>>> = vec![None; changes.len()];
-        let mut pending: Vec<usize> = (0..changes.len()).collect();
+        let mut items = Vec::with_capacity(changes.len() + sent.len());
+        for change in changes {
+            match transact_put(table, change) {
+                Ok(item) => items.push(item),
+                Err(e) => {
+                    return (
+                        vec![Err(e.clone()); changes.len()],
+                        vec![Err(e); sent.len()],
+                    );
+                }
+            }
+        }
+        for (alert, message_id) in sent {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(Self::ledger_item(alert, message_id)))
+                .build();
+            match put {
+                Ok(put) => items.push(TransactWriteItem::builder().put(put).build()),
+                Err(e) => {
+                    let e =
+                        TransientError::new(SAVE, FailureKind::Service, "bad put").with_source(e);
+                    return (
+                        vec![Err(e.clone()); changes.len()],
+                        vec![Err(e); sent.len()],
+                    );
+                }
+            }
+        }
+        let mut results = self.transact(items).await;
+        let ledger = results.split_off(changes.len());
+        (results, ledger)
+    }
+
+    async fn all_states(&self) -> Result<Vec<(String, VersionedState)>, TransientError> {
+        let table = self.episode_table(SCAN)?;
+        let mut states = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await;
+            note_request_id(out.request_id());
+            let out = out.map_err(|e| sdk_failure(SCAN, e))?;
+            states.extend(
+                out.items
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(Self::episode_of),
+            );
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => return Ok(states),
+            }
+        }
+    }
+}
+
+impl DynamoDbStore {
+    /// Writes `items` in one TransactWriteItems; when it is cancelled, the items whose
+    /// condition failed (a state that moved on) fail with [`FailureKind::Unprocessed`] and the
+    /// others are written in a second transaction. One result per item.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> ItemResults {
+        let mut results: Vec<Option<Result<(), TransientError>>> = vec![None; items.len()];
+        let mut pending: Vec<usize> = (0..items.len()).collect();
         for _ in 0..2 {
             if pending.is_empty() {
                 break;
             }
-            let items: Result<Vec<TransactWriteItem>, _> = pending
-                .iter()
-                .map(|&at| transact_put(table, &changes[at]))
-                .collect();
-            let items = match items {
-                Ok(items) => items,
-                Err(e) => return vec![Err(e); changes.len()],
-            };
             let out = self
                 .client
                 .transact_write_items()
-                .set_transact_items(Some(items))
+                .set_transact_items(Some(pending.iter().map(|&at| items[at].clone()).collect()))
                 .send()
                 .await;
             note_request_id(out.request_id());
@@ -237,34 +341,6 @@ impl EpisodeStore for DynamoDbStore {
                 })
             })
             .collect()
-    }
-
-    async fn all_states(&self) -> Result<Vec<(String, VersionedState)>, TransientError> {
-        let table = self.episode_table(SCAN)?;
-        let mut states = Vec::new();
-        let mut start: Option<HashMap<String, AttributeValue>> = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(table)
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await;
-            note_request_id(out.request_id());
-            let out = out.map_err(|e| sdk_failure(SCAN, e))?;
-            states.extend(
-                out.items
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(Self::episode_of),
-            );
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => return Ok(states),
-            }
-        }
     }
 }
 

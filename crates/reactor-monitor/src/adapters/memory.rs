@@ -7,8 +7,8 @@ use crate::domain::episode::Notification;
 use crate::domain::{RejectReason, SequenceNumber, Severity};
 use crate::ports::{
     Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureKind,
-    ItemResults, Located, Notice, OnCallPublisher, ReadingStore, StateChange, TransientError,
-    VersionedState,
+    ItemResults, Loaded, Located, Notice, OnCallPublisher, ReadingStore, StateChange,
+    TransientError, VersionedState,
 };
 
 type Key = (String, SequenceNumber);
@@ -125,43 +125,60 @@ impl AlertLedger for MemoryStore {
     }
 }
 
-/// Published alerts in memory, in publish order.
 impl EpisodeStore for MemoryStore {
     const LOAD_OPERATION: &'static str = "BatchGetItem";
     const SAVE_OPERATION: &'static str = "TransactWriteItems";
     const MAX_LOAD: usize = 100;
     const MAX_SAVE: usize = 100;
 
-    async fn load_states(
+    async fn load(
         &self,
         reactors: &[&str],
-    ) -> Result<Vec<Option<VersionedState>>, TransientError> {
-        let states = self.episodes.lock().unwrap();
-        Ok(reactors.iter().map(|r| states.get(*r).cloned()).collect())
+        alerts: &[Alert<'_>],
+    ) -> Result<Loaded, TransientError> {
+        let states = self.episodes.lock().unwrap().clone();
+        Ok(Loaded {
+            states: reactors.iter().map(|r| states.get(*r).cloned()).collect(),
+            sent: self.already_sent(alerts).await?,
+        })
     }
 
-    async fn save_states(&self, changes: &[StateChange<'_>]) -> ItemResults {
-        if self.episode_faults.call_fails() {
-            return vec![Err(failure(Self::SAVE_OPERATION, FailureKind::Throttled)); changes.len()];
+    async fn save(
+        &self,
+        changes: &[StateChange<'_>],
+        sent: &[(Alert<'_>, String)],
+    ) -> (ItemResults, ItemResults) {
+        if changes.is_empty() {
+            return (Vec::new(), self.record_sent(sent).await);
         }
-        let mut states = self.episodes.lock().unwrap();
-        changes
-            .iter()
-            .map(|c| {
-                let current = states.get(c.reactor).map(|s| s.version);
-                if current != c.expected_version {
-                    return Err(failure(Self::SAVE_OPERATION, FailureKind::Unprocessed));
-                }
-                states.insert(
-                    c.reactor.to_owned(),
-                    VersionedState {
-                        state: c.state.clone(),
-                        version: current.map_or(1, |v| v + 1),
-                    },
-                );
-                Ok(())
-            })
-            .collect()
+        if self.episode_faults.call_fails() {
+            let e = failure(Self::SAVE_OPERATION, FailureKind::Throttled);
+            return (
+                vec![Err(e.clone()); changes.len()],
+                vec![Err(e); sent.len()],
+            );
+        }
+        let results = {
+            let mut states = self.episodes.lock().unwrap();
+            changes
+                .iter()
+                .map(|c| {
+                    let current = states.get(c.reactor).map(|s| s.version);
+                    if current != c.expected_version {
+                        return Err(failure(Self::SAVE_OPERATION, FailureKind::Unprocessed));
+                    }
+                    states.insert(
+                        c.reactor.to_owned(),
+                        VersionedState {
+                            state: c.state.clone(),
+                            version: current.map_or(1, |v| v + 1),
+                        },
+                    );
+                    Ok(())
+                })
+                .collect()
+        };
+        (results, self.record_sent(sent).await)
     }
 
     async fn all_states(&self) -> Result<Vec<(String, VersionedState)>, TransientError> {
@@ -170,6 +187,7 @@ impl EpisodeStore for MemoryStore {
     }
 }
 
+/// Published alerts in memory, in publish order.
 #[derive(Default)]
 pub struct MemoryAlerts {
     pub published: Mutex<Vec<(String, Severity, SequenceNumber)>>,
@@ -181,7 +199,7 @@ pub struct MemoryAlerts {
 }
 
 impl OnCallPublisher for MemoryAlerts {
-    const NOTIFY_OPERATION: &'static str = "PublishBatch";
+    const NOTIFY_OPERATION: &'static str = super::on_call::OPERATION;
     const MAX_NOTIFY_BATCH: usize = 10;
 
     async fn notify(&self, notices: &[Notice<'_>]) -> Vec<Result<String, TransientError>> {

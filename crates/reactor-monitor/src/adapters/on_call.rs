@@ -21,7 +21,9 @@ pub mod attr {
     pub const EPISODE_ID: &str = "episode_id";
 }
 
-const OPERATION: &str = "PublishBatch";
+/// The on-call publish's own name in request counts, spans and metrics (its AWS operation is
+/// SNS `PublishBatch`, like the alert topic's): its failures page apart from the alerts'.
+pub const OPERATION: &str = "OnCallPublishBatch";
 
 /// Why a notice has no `traceparent` of the record's own span.
 pub const TRACE_NOTE: &str = "the record span is built after the batch: find it by reading.shard_id and reading.sequence_number (messaging.message.id); traceparent is the producer's, when it sent one";

@@ -36,6 +36,34 @@ impl EpisodePolicy {
     pub const DEFAULT_SILENCE_MINUTES: i64 = 5;
 }
 
+impl EpisodePolicy {
+    /// How far the newest reading's date must move on before it alone is written to the stored
+    /// state: one minute, or a fifth of `silent_after` when that is shorter. A state is written
+    /// on every transition and every change of an episode; a reading that changes nothing but
+    /// the date is written at most once per this interval per reactor, so the stored
+    /// `last_reading_at` lags the newest reading by less than it (the silence check's
+    /// precision, and how far out of order two shards' readings may be applied).
+    pub fn last_reading_resolution(&self) -> TimeDelta {
+        TimeDelta::minutes(1).min(self.silent_after / 5)
+    }
+}
+
+/// Whether `next` must be written over `stored` (`None`: the reactor has no stored state):
+/// a new reactor, any change of its hot or silent episode (transitions, peak, the cool run's
+/// start), or a newest reading at least [`EpisodePolicy::last_reading_resolution`] after the
+/// stored one. A change of the date alone within that interval is not written.
+pub fn needs_write(
+    stored: Option<&ReactorState>,
+    next: &ReactorState,
+    policy: &EpisodePolicy,
+) -> bool {
+    stored.is_none_or(|stored| {
+        stored.hot != next.hot
+            || stored.silent != next.silent
+            || next.last_reading_at - stored.last_reading_at >= policy.last_reading_resolution()
+    })
+}
+
 impl Default for EpisodePolicy {
     fn default() -> Self {
         Self {
@@ -502,5 +530,29 @@ mod tests {
             actions,
             vec![(EpisodeAction::Resolved, 700), (EpisodeAction::Opened, 700)]
         );
+    }
+
+    #[test]
+    fn a_state_is_written_on_every_episode_change_and_the_date_alone_once_a_minute() {
+        let policy = EpisodePolicy::default();
+        let (state, _) = run(None, [(0, 600.0)]);
+        let stored = state.unwrap();
+        assert!(needs_write(None, &stored, &policy));
+        let (later, _) = run(Some(stored.clone()), [(59, 610.0)]);
+        assert!(!needs_write(Some(&stored), &later.unwrap(), &policy));
+        let (minute, _) = run(Some(stored.clone()), [(60, 610.0)]);
+        assert!(needs_write(Some(&stored), &minute.unwrap(), &policy));
+        let (hot, _) = run(Some(stored.clone()), [(1, 750.0)]);
+        let hot = hot.unwrap();
+        assert!(needs_write(Some(&stored), &hot, &policy));
+        let (cooling, _) = run(Some(hot.clone()), [(2, 600.0)]);
+        assert!(needs_write(Some(&hot), &cooling.unwrap(), &policy));
+        let (suppressed, _) = run(Some(hot.clone()), [(3, 740.0)]);
+        assert!(!needs_write(Some(&hot), &suppressed.unwrap(), &policy));
+        let short = EpisodePolicy {
+            silent_after: TimeDelta::minutes(2),
+            ..policy
+        };
+        assert_eq!(short.last_reading_resolution(), TimeDelta::seconds(24));
     }
 }

@@ -84,6 +84,7 @@ pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) ->
     let mut hottest: BTreeMap<&str, f64> = BTreeMap::new();
     let mut episodes: BTreeMap<EpisodeAction, usize> = BTreeMap::new();
     let (mut readings, mut dead_lettered, mut retried, mut publish_failures) = (0, 0, 0, 0);
+    let mut on_call_failures = 0;
 
     for record in &report.records {
         let entry = per_flow.entry(record.flow).or_default();
@@ -108,8 +109,12 @@ pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) ->
             Outcome::Failed(error) => {
                 entry.1 += 1;
                 retried += 1;
-                if error.operation == "PublishBatch" && error.kind != FailureKind::NotStarted {
-                    publish_failures += 1;
+                if error.kind != FailureKind::NotStarted {
+                    match error.operation {
+                        "PublishBatch" => publish_failures += 1,
+                        crate::adapters::on_call::OPERATION => on_call_failures += 1,
+                        _ => {}
+                    }
                 }
             }
             _ => {}
@@ -124,6 +129,11 @@ pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) ->
             (m::DEAD_LETTERED, "Count", json!(dead_lettered)),
             (m::RETRIED_RECORDS, "Count", json!(retried)),
             (m::ALERT_PUBLISH_FAILURES, "Count", json!(publish_failures)),
+            (
+                m::ON_CALL_PUBLISH_FAILURES,
+                "Count",
+                json!(on_call_failures),
+            ),
             (m::BATCH_SIZE, "Count", json!(report.records.len())),
             (m::COLD_START, "Count", json!(u8::from(cold_start))),
         ],

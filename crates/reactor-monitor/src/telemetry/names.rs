@@ -30,6 +30,8 @@ pub mod metrics {
     pub const DEAD_LETTERED: &str = "DeadLettered";
     pub const RETRIED_RECORDS: &str = "RetriedRecords";
     pub const ALERT_PUBLISH_FAILURES: &str = "AlertPublishFailures";
+    /// Records retried because their episode notification could not be published to on-call.
+    pub const ON_CALL_PUBLISH_FAILURES: &str = "OnCallPublishFailures";
     pub const BATCH_SIZE: &str = "BatchSize";
     pub const COLD_START: &str = "ColdStart";
     /// Per episode action (dimension set [EpisodeAction]): readings by what they did to their
@@ -50,6 +52,7 @@ pub mod metrics {
         (DEAD_LETTERED, &[]),
         (RETRIED_RECORDS, &[]),
         (ALERT_PUBLISH_FAILURES, &[]),
+        (ON_CALL_PUBLISH_FAILURES, &[]),
         (BATCH_SIZE, &[]),
         (COLD_START, &[]),
         (EPISODE_ACTIONS, &[DIM_EPISODE_ACTION]),

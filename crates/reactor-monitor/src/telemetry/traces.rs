@@ -478,7 +478,11 @@ impl Emission<'_> {
         let targets = &self.targets;
         let (service, resource) = match call.operation {
             "BatchWriteItem" | "BatchGetItem" | "PutItem" => ("DynamoDB", Some(&targets.table)),
+            // Episode states and the batch's alert-ledger records, in one transaction.
+            "TransactWriteItems" => ("DynamoDB", Some(&targets.table)),
             "PublishBatch" | "Publish" => ("SNS", Some(&targets.topic)),
+            // The on-call topic's ARN is not among the targets: the span names the service.
+            crate::adapters::on_call::OPERATION => ("SNS", None),
             "PutObject" => ("S3", Some(&targets.bucket)),
             _ => ("AWS", None),
         };
@@ -488,7 +492,13 @@ impl Emission<'_> {
         let mut attrs = vec![
             KeyValue::new(semconv::RPC_SYSTEM, "aws-api"),
             KeyValue::new(semconv::RPC_SERVICE, service),
-            KeyValue::new(semconv::RPC_METHOD, call.operation),
+            KeyValue::new(
+                semconv::RPC_METHOD,
+                span_name(call.operation)
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(call.operation),
+            ),
             targets.region.clone(),
         ];
         attrs.extend(resource.cloned());
@@ -528,6 +538,8 @@ fn span_name(operation: &'static str) -> &'static str {
         "BatchWriteItem" => "DynamoDB.BatchWriteItem",
         "BatchGetItem" => "DynamoDB.BatchGetItem",
         "PutItem" => "DynamoDB.PutItem",
+        "TransactWriteItems" => "DynamoDB.TransactWriteItems",
+        crate::adapters::on_call::OPERATION => "SNS.PublishBatch",
         "PutObject" => "S3.PutObject",
         other => other,
     }
