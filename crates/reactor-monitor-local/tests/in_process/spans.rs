@@ -157,6 +157,7 @@ async fn every_record_has_a_subtree_tagged_with_its_flow() {
         [
             "DynamoDB.BatchGetItem",
             "DynamoDB.BatchWriteItem",
+            "DynamoDB.BatchWriteItem",
             "DynamoDB.TransactWriteItems",
             "SNS.PublishBatch",
             "decode",
@@ -221,7 +222,9 @@ async fn dynamodb_calls_carry_the_database_attributes() {
         .iter()
         .filter(|s| s.name.starts_with("DynamoDB."))
         .collect();
-    assert_eq!(calls.len(), 3);
+    // The reading's write, the ledger lookup (with the episode state), the ledger record and
+    // the episode state's transaction.
+    assert_eq!(calls.len(), 4);
     for call in calls {
         assert_eq!(call.span_kind, SpanKind::Client);
         assert_eq!(
