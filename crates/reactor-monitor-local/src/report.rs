@@ -377,7 +377,8 @@ fn sink_of(span: &ReceivedSpan) -> Option<(NodeId, Option<&str>)> {
     #[allow(deprecated)] // the ADOT awsxray exporter still reads rpc.service
     let sink = match span.attr(semconv::RPC_SERVICE)? {
         "DynamoDB" => (NodeId::Table, span.attr(semconv::AWS_DYNAMODB_TABLE_NAMES)),
-        "SNS" => (
+        // The alert topic: its PRODUCER spans (the on-call topic's pages are not alerts).
+        "SNS" if span.is_publish() => (
             NodeId::Topic,
             span.attr(semconv::AWS_SNS_TOPIC_ARN)
                 .map(|arn| arn.rsplit(':').next().unwrap_or(arn)),

@@ -51,6 +51,11 @@ impl AwsFunction {
                 region: sdk.region().map(|r| r.to_string()).unwrap_or_default(),
                 stream_name: config.stream_name.clone(),
                 table_name: config.table_name.clone(),
+                episode_table_name: config
+                    .episodes
+                    .as_ref()
+                    .map(|e| e.table_name.clone())
+                    .unwrap_or_default(),
                 topic_arn: config.alert_topic_arn.clone(),
                 bucket: config.dead_letter_bucket.clone(),
             },

@@ -170,7 +170,9 @@ async fn every_call_span_carries_the_request_id_the_service_answered_with() {
             "BatchGetItem",
             "BatchWriteItem",
             "PublishBatch",
-            "PutObject"
+            "PutObject",
+            // The reactors' new episode states.
+            "TransactWriteItems"
         ]
     );
     for call in &calls {
@@ -253,6 +255,7 @@ fn the_unique_flows_name_their_entry_point_and_the_resources_they_touch() {
         let targets = CallTargets {
             stream_name: "indications-stream".into(),
             table_name: "indications-table".into(),
+            episode_table_name: "reactor-episodes".into(),
             topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-notifications".into(),
             bucket: "dead-letters".into(),
             ..CallTargets::default()
@@ -272,7 +275,11 @@ fn the_unique_flows_name_their_entry_point_and_the_resources_they_touch() {
     assert_eq!(alert.entry_point, "Kinesis indications-stream");
     assert_eq!(
         alert.resources,
-        ["DynamoDB indications-table", "SNS reactor-notifications"]
+        [
+            "DynamoDB indications-table",
+            "DynamoDB reactor-episodes",
+            "SNS reactor-notifications"
+        ]
     );
     let rejected = flows
         .iter()

@@ -23,6 +23,7 @@ fn targets() -> CallTargets {
         region: "us-east-1".into(),
         stream_name: STREAM.into(),
         table_name: "indications-table".into(),
+        episode_table_name: "reactor-episodes".into(),
         topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-notifications".into(),
         bucket: "dead-letters".into(),
     }
@@ -233,9 +234,15 @@ async fn dynamodb_calls_carry_the_database_attributes() {
         );
         let operation = attr(call, semconv::DB_OPERATION_NAME).unwrap();
         assert_eq!(call.name, format!("DynamoDB.{operation}"));
+        let table = match operation.as_str() {
+            // The episode state's conditional write goes to the episode table.
+            "TransactWriteItems" => "[\"reactor-episodes\"]",
+            _ => "[\"indications-table\"]",
+        };
         assert_eq!(
             attr(call, semconv::AWS_DYNAMODB_TABLE_NAMES).as_deref(),
-            Some("[\"indications-table\"]")
+            Some(table),
+            "{operation}"
         );
     }
 }

@@ -100,6 +100,8 @@ pub struct CallTargets {
     pub region: String,
     pub stream_name: String,
     pub table_name: String,
+    /// The table of alert episode states; empty when episodes are off.
+    pub episode_table_name: String,
     pub topic_arn: String,
     pub bucket: String,
 }

@@ -54,6 +54,7 @@ struct Targets {
     destination: KeyValue,
     region: KeyValue,
     table: KeyValue,
+    episode_table: KeyValue,
     topic: KeyValue,
     topic_name: KeyValue,
     bucket: KeyValue,
@@ -75,6 +76,10 @@ impl Targets {
             table: KeyValue::new(
                 semconv::AWS_DYNAMODB_TABLE_NAMES,
                 Value::Array(Array::String(vec![shared(&targets.table_name)])),
+            ),
+            episode_table: KeyValue::new(
+                semconv::AWS_DYNAMODB_TABLE_NAMES,
+                Value::Array(Array::String(vec![shared(&targets.episode_table_name)])),
             ),
             topic: KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, shared(&targets.topic_arn)),
             topic_name: KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, shared(topic_name)),
@@ -478,8 +483,8 @@ impl Emission<'_> {
         let targets = &self.targets;
         let (service, resource) = match call.operation {
             "BatchWriteItem" | "BatchGetItem" | "PutItem" => ("DynamoDB", Some(&targets.table)),
-            // Episode states and the batch's alert-ledger records, in one transaction.
-            "TransactWriteItems" => ("DynamoDB", Some(&targets.table)),
+            // Episode states, in the episode table.
+            "TransactWriteItems" => ("DynamoDB", Some(&targets.episode_table)),
             "PublishBatch" | "Publish" => ("SNS", Some(&targets.topic)),
             // The on-call topic's ARN is not among the targets: the span names the service.
             crate::adapters::on_call::OPERATION => ("SNS", None),
