@@ -656,7 +656,7 @@ def deploy(args: argparse.Namespace) -> int:
     checks.eq("retention hours", stream["RetentionPeriodHours"], int(resolved[stream_id]["RetentionPeriodHours"]))
 
     print("\n==> DynamoDB table")
-    table_id = one("AWS::DynamoDB::Table")
+    table_id = one("AWS::DynamoDB::Table", "Indications")
     table = d.dynamodb.describe_table(TableName=ref(table_id))["Table"]
     name_check("table", table["TableName"], "TableName", "TABLE_NAME")
     checks.eq("key schema = dynamodb.rs attr::REACTOR (HASH), attr::READING_ID (RANGE)",
@@ -675,6 +675,18 @@ def deploy(args: argparse.Namespace) -> int:
     checks.eq("TTL = TableTtlAttributeName", ttl.get("AttributeName", ""), ttl_param)
     if ttl_param in attr.values():
         checks.true("TTL attribute is not one the code writes", False, f"({ttl_param} is an attribute of every item)")
+
+    print("\n==> DynamoDB episode table")
+    episode_id = one("AWS::DynamoDB::Table", "Episode")
+    episodes = d.dynamodb.describe_table(TableName=ref(episode_id))["Table"]
+    checks.eq("episode key schema = attr::REACTOR (HASH)",
+              [(k["AttributeName"], k["KeyType"]) for k in episodes["KeySchema"]], [(attr["REACTOR"], "HASH")])
+    checks.eq("episode billing mode (on-demand)",
+              episodes.get("BillingModeSummary", {}).get("BillingMode"), "PAY_PER_REQUEST")
+    checks.eq("episode encryption at rest", (episodes.get("SSEDescription") or {}).get("Status"), "ENABLED")
+    backups = d.dynamodb.describe_continuous_backups(TableName=ref(episode_id))["ContinuousBackupsDescription"]
+    checks.eq("episode point-in-time recovery",
+              backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus"), "ENABLED")
 
     print("\n==> SNS topics")
     alert_id = next((i for i in by_type.get("AWS::SNS::Topic", []) if
@@ -761,8 +773,14 @@ def deploy(args: argparse.Namespace) -> int:
 
     print("\n==> what the skipped resources name (resolved against what was created)")
     functions = [i for i, r, _ in skipped if r == "AWS::Lambda::Function" and i in resolved]
-    fn_id = functions[0] if len(functions) == 1 else None
-    checks.true("one function", fn_id is not None, f"({functions})")
+    # The stream's function, and the scheduled silence check of alert episodes beside it.
+    stream_functions = [i for i in functions if "SilenceCheck" not in i]
+    fn_id = stream_functions[0] if len(stream_functions) == 1 else None
+    checks.true("one stream function", fn_id is not None, f"({functions})")
+    for silence_id in [i for i in functions if "SilenceCheck" in i]:
+        env = resolved[silence_id].get("Environment", {}).get("Variables", {})
+        checks.true(f"{silence_id} names the episode table and the on-call topic",
+                    bool(env.get("EPISODE_TABLE_NAME")) and bool(env.get("ON_CALL_TOPIC_ARN")), f"({env})")
     if fn_id:
         env = resolved[fn_id].get("Environment", {}).get("Variables", {})
         checks.eq(f"{env_names['TABLE_NAME']} = the table", env.get(env_names["TABLE_NAME"]), ref(table_id))
@@ -791,6 +809,9 @@ def deploy(args: argparse.Namespace) -> int:
     # Every ARN a role statement names (but "*") is one created above, or below it.
     created_arns = {att(i, "Arn") for i, _ in created if "Arn" in t.physical[i][1]}
     created_arns |= {ref(i) for i, r in created if r == "AWS::SNS::Topic"}
+    # Functions are not deployed here: a role that invokes one (the scheduler's) names it by
+    # the placeholder its ARN resolved to.
+    created_arns |= {f"skipped:{i}.Arn" for i in functions}
     for role_id in [i for i, r, _ in skipped if r == "AWS::IAM::Role" and i in resolved]:
         for policy in resolved[role_id].get("Policies", []):
             for st in statements(policy["PolicyDocument"]):
