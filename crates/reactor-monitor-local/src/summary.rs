@@ -44,7 +44,7 @@ impl RunSummary {
     pub fn record_batch(&mut self, report: &BatchReport, latency: Duration) {
         self.invocation_latencies.push(latency);
         for (op, n) in &report.requests {
-            *self.requests.entry(op).or_default() += n;
+            *self.requests.entry(op.name()).or_default() += n;
         }
         for record in &report.records {
             let fate = match &record.outcome {

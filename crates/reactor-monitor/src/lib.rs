@@ -9,6 +9,7 @@ pub mod function;
 pub mod kinesis;
 pub mod kpl;
 pub mod lambda;
+pub mod operation;
 pub mod pipeline;
 pub mod ports;
 pub mod silence;

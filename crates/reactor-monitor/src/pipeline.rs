@@ -7,6 +7,7 @@
 //! all through one gate that bounds requests in flight and stops starting new ones
 //! before the invocation deadline.
 
+use crate::operation::AwsOperation;
 use std::future::Future;
 use std::time::Duration;
 
@@ -42,7 +43,7 @@ pub enum Inbound {
 /// How one AWS call that carried a record went, for its span and for request counts.
 #[derive(Debug, Clone)]
 pub struct CallTiming {
-    pub operation: &'static str,
+    pub operation: AwsOperation,
     pub started: Instant,
     pub finished: Instant,
     /// The failure of this call for this record, if any.
@@ -94,7 +95,7 @@ impl RecordReport {
 pub struct BatchReport {
     pub records: Vec<RecordReport>,
     /// AWS requests made, by operation (a call carries up to a batch of records).
-    pub requests: Vec<(&'static str, usize)>,
+    pub requests: Vec<(AwsOperation, usize)>,
 }
 
 impl BatchReport {
@@ -177,7 +178,7 @@ impl Gate {
     /// Runs one request under the in-flight bound and the deadline.
     async fn call<R>(
         &self,
-        operation: &'static str,
+        operation: AwsOperation,
         request: impl Future<Output = R>,
     ) -> (CallTiming, Result<R, TransientError>) {
         let _permit = self
@@ -347,8 +348,8 @@ where
             sink_rejected: vec![None; slots.len()],
             episode: vec![None; slots.len()],
         };
-        let mut requests: Vec<(&'static str, usize)> = Vec::new();
-        let mut count = |op: &'static str| match requests.iter_mut().find(|(o, _)| *o == op) {
+        let mut requests: Vec<(AwsOperation, usize)> = Vec::new();
+        let mut count = |op: AwsOperation| match requests.iter_mut().find(|(o, _)| *o == op) {
             Some((_, n)) => *n += 1,
             None => requests.push((op, 1)),
         };
@@ -895,7 +896,11 @@ where
             .zip(alert_calls)
             .zip(alert_results)
             .map(|((&i, calls), result)| {
-                (i, calls, result.unwrap_or_else(|| Err(unreached("alert"))))
+                (
+                    i,
+                    calls,
+                    result.unwrap_or_else(|| Err(unreached(AwsOperation::SnsPublishBatch))),
+                )
             })
             .collect();
         let alerts = AlertChunk {
@@ -930,7 +935,7 @@ type EpisodeResult = Result<Option<EpisodeAction>, TransientError>;
 #[derive(Default)]
 struct EpisodeResults {
     records: Vec<(usize, Vec<CallTiming>, EpisodeResult)>,
-    requests: Vec<&'static str>,
+    requests: Vec<AwsOperation>,
 }
 
 /// One reactor's readings of the batch and what they do to its state.
@@ -963,7 +968,7 @@ enum Key {
 
 struct AlertChunk {
     records: Vec<(usize, Vec<CallTiming>, Result<bool, TransientError>)>,
-    requests: Vec<&'static str>,
+    requests: Vec<AwsOperation>,
 }
 
 fn with_error<T>(timing: &CallTiming, result: &Result<T, TransientError>) -> CallTiming {
@@ -984,7 +989,7 @@ fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
             let outcome = match progress.dead_lettered[i].take() {
                 Some(Ok(())) => Outcome::DeadLettered(reason),
                 Some(Err(e)) => Outcome::Failed(e),
-                None => Outcome::Failed(unreached("dead letter")),
+                None => Outcome::Failed(unreached(AwsOperation::S3PutObject)),
             };
             (FlowType::ParseError, None, Some(reason), outcome)
         }
@@ -993,14 +998,14 @@ fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
             let outcome = match progress.dead_lettered[i].take() {
                 Some(Ok(())) => Outcome::DeadLettered(reason),
                 Some(Err(e)) => Outcome::Failed(e),
-                None => Outcome::Failed(unreached("dead letter")),
+                None => Outcome::Failed(unreached(AwsOperation::S3PutObject)),
             };
             (FlowType::ParseError, Some(reading), Some(reason), outcome)
         }
         Ok(reading) => {
             let stored = progress.stored[i]
                 .take()
-                .unwrap_or_else(|| Err(unreached("store")));
+                .unwrap_or_else(|| Err(unreached(AwsOperation::DynamoDbBatchWriteItem)));
             let outcome = match (stored, slot.severity) {
                 (Err(e), _) => Outcome::Failed(e),
                 (Ok(()), None) => Outcome::Stored,
@@ -1010,7 +1015,7 @@ fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
                         published_now,
                     },
                     Some(Err(e)) => Outcome::Failed(e),
-                    None => Outcome::Failed(unreached("alert")),
+                    None => Outcome::Failed(unreached(AwsOperation::SnsPublishBatch)),
                 },
             };
             let outcome = match (outcome, progress.episode[i].take()) {
@@ -1040,7 +1045,12 @@ fn finish(slot: Slot, progress: &mut Progress, i: usize) -> RecordReport {
     }
 }
 
-/// A record no call carried: a bug, reported as a failure so the record is retried, not lost.
-fn unreached(step: &'static str) -> TransientError {
-    TransientError::new(step, FailureKind::Service, "no call carried this record")
+/// A record no call of `operation` carried: a bug, reported as a failure so the record is
+/// retried, not lost.
+fn unreached(operation: AwsOperation) -> TransientError {
+    TransientError::new(
+        operation,
+        FailureKind::Service,
+        "no call carried this record",
+    )
 }

@@ -1,6 +1,7 @@
 //! The capabilities the pipeline needs from the outside world, one small trait each.
 //! Adapters implement them for AWS (`adapters::aws`) and in memory (`adapters::memory`).
 
+use crate::operation::AwsOperation;
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
@@ -98,7 +99,7 @@ impl FailureKind {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{operation} failed ({kind:?}): {message}")]
 pub struct TransientError {
-    pub operation: &'static str,
+    pub operation: AwsOperation,
     pub kind: FailureKind,
     pub message: String,
     #[source]
@@ -106,7 +107,7 @@ pub struct TransientError {
 }
 
 impl TransientError {
-    pub fn new(operation: &'static str, kind: FailureKind, message: impl Into<String>) -> Self {
+    pub fn new(operation: AwsOperation, kind: FailureKind, message: impl Into<String>) -> Self {
         Self {
             operation,
             kind,
@@ -127,7 +128,7 @@ pub type ItemResults = Vec<Result<(), TransientError>>;
 /// Durable storage of readings, idempotent on the reading's origin.
 pub trait ReadingStore: Send + Sync {
     /// The AWS operation that carries a write, for spans and request counts.
-    const OPERATION: &'static str;
+    const OPERATION: AwsOperation;
     /// Most readings one call takes.
     const MAX_BATCH: usize;
     fn put_readings(&self, batch: &[Located<'_>]) -> impl Future<Output = ItemResults> + Send;
@@ -135,8 +136,8 @@ pub trait ReadingStore: Send + Sync {
 
 /// Remembers which alerts were published, so that a replayed record does not alert twice.
 pub trait AlertLedger: Send + Sync {
-    const LOOKUP_OPERATION: &'static str;
-    const RECORD_OPERATION: &'static str;
+    const LOOKUP_OPERATION: AwsOperation;
+    const RECORD_OPERATION: AwsOperation;
     /// Most alerts one call takes.
     const MAX_BATCH: usize;
     /// For each alert, whether it was already published.
@@ -153,7 +154,7 @@ pub trait AlertLedger: Send + Sync {
 
 /// Delivers alerts to on-call.
 pub trait AlertPublisher: Send + Sync {
-    const OPERATION: &'static str;
+    const OPERATION: AwsOperation;
     const MAX_BATCH: usize;
     /// One result per alert: the message id when published.
     fn publish(
@@ -164,7 +165,7 @@ pub trait AlertPublisher: Send + Sync {
 
 /// Keeps payloads that cannot be read, with why, for people to look at.
 pub trait DeadLetterSink: Send + Sync {
-    const OPERATION: &'static str;
+    const OPERATION: AwsOperation;
     fn put(
         &self,
         letter: DeadLetter<'_>,
@@ -226,8 +227,8 @@ pub struct Loaded {
 /// Per-reactor episode state, changed only by conditional writes (one item per reactor), read
 /// and written together with the alert ledger: one lookup and one write per batch, not two.
 pub trait EpisodeStore: AlertLedger {
-    const LOAD_OPERATION: &'static str;
-    const SAVE_OPERATION: &'static str;
+    const LOAD_OPERATION: AwsOperation;
+    const SAVE_OPERATION: AwsOperation;
     /// Most keys (reactors + alerts) one lookup takes.
     const MAX_LOAD: usize;
     /// Most items (state changes + ledger records) one save takes.
@@ -268,7 +269,7 @@ pub struct Notice<'a> {
 
 /// Delivers episode notifications to people (the on-call topic), apart from the alert topic.
 pub trait OnCallPublisher: Send + Sync {
-    const NOTIFY_OPERATION: &'static str;
+    const NOTIFY_OPERATION: AwsOperation;
     const MAX_NOTIFY_BATCH: usize;
     /// One result per notice: the message id when published.
     fn notify(

@@ -192,7 +192,7 @@ async fn requests_are_counted_by_operation() {
         report
             .requests
             .iter()
-            .find(|(o, _)| *o == op)
+            .find(|(o, _)| o.name() == op)
             .map(|(_, n)| *n)
     };
     // 60 readings in 3 writes of ≤25, plus the ledger record for the one alert (apart from the

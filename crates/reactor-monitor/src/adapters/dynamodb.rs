@@ -7,6 +7,7 @@
 //! The ledger of published alerts lives beside, under `reading_id = alert#<reading id>`, out
 //! of the way of time-range queries; it is the reactor's alert history too.
 
+use crate::operation::AwsOperation;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
@@ -184,7 +185,7 @@ impl DynamoDbStore {
     /// so that only the records DynamoDB cannot take fail and their neighbours are stored.
     async fn write_isolating<T: Sync>(
         &self,
-        operation: &'static str,
+        operation: AwsOperation,
         batch: &[T],
         item: impl Fn(&T) -> HashMap<String, AttributeValue> + Copy + Send + Sync,
     ) -> ItemResults {
@@ -199,7 +200,7 @@ impl DynamoDbStore {
 
     fn bisect<'a, T: Sync>(
         &'a self,
-        operation: &'static str,
+        operation: AwsOperation,
         batch: &'a [T],
         item: impl Fn(&T) -> HashMap<String, AttributeValue> + Copy + Send + Sync + 'a,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ItemResults> + Send + 'a>> {
@@ -214,7 +215,7 @@ impl DynamoDbStore {
     /// Writes items with BatchWriteItem, retrying what comes back unprocessed.
     async fn write_items(
         &self,
-        operation: &'static str,
+        operation: AwsOperation,
         items: Vec<HashMap<String, AttributeValue>>,
     ) -> ItemResults {
         let keys: Vec<(AttributeValue, AttributeValue)> = items.iter().map(key_of).collect();
@@ -310,7 +311,7 @@ pub(super) fn key_of(item: &HashMap<String, AttributeValue>) -> (AttributeValue,
 }
 
 impl ReadingStore for DynamoDbStore {
-    const OPERATION: &'static str = "BatchWriteItem";
+    const OPERATION: AwsOperation = AwsOperation::DynamoDbBatchWriteItem;
     const MAX_BATCH: usize = MAX_BATCH_WRITE_ITEMS;
 
     async fn put_readings(&self, batch: &[Located<'_>]) -> ItemResults {
@@ -320,8 +321,8 @@ impl ReadingStore for DynamoDbStore {
 }
 
 impl AlertLedger for DynamoDbStore {
-    const LOOKUP_OPERATION: &'static str = "BatchGetItem";
-    const RECORD_OPERATION: &'static str = "BatchWriteItem";
+    const LOOKUP_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchGetItem;
+    const RECORD_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchWriteItem;
     const MAX_BATCH: usize = MAX_BATCH_WRITE_ITEMS;
 
     async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {

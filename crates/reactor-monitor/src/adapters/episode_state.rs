@@ -4,6 +4,7 @@
 //! readings table: the silence check scans every reactor's state, and a scan of the readings
 //! table would read every reading.
 
+use crate::operation::AwsOperation;
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::operation::RequestId;
@@ -37,12 +38,12 @@ pub mod attr {
     pub const SILENT: &str = "silent";
 }
 
-const LOAD: &str = "BatchGetItem";
-const SAVE: &str = "TransactWriteItems";
-const SCAN: &str = "Scan";
+const LOAD: AwsOperation = AwsOperation::DynamoDbBatchGetItem;
+const SAVE: AwsOperation = AwsOperation::DynamoDbTransactWriteItems;
+const SCAN: AwsOperation = AwsOperation::DynamoDbScan;
 
 impl DynamoDbStore {
-    fn episode_table(&self, operation: &'static str) -> Result<&str, TransientError> {
+    fn episode_table(&self, operation: AwsOperation) -> Result<&str, TransientError> {
         self.episode_table.as_deref().ok_or_else(|| {
             TransientError::new(
                 operation,
@@ -91,8 +92,8 @@ impl DynamoDbStore {
 }
 
 impl EpisodeStore for DynamoDbStore {
-    const LOAD_OPERATION: &'static str = LOAD;
-    const SAVE_OPERATION: &'static str = SAVE;
+    const LOAD_OPERATION: AwsOperation = LOAD;
+    const SAVE_OPERATION: AwsOperation = SAVE;
     const MAX_LOAD: usize = MAX_BATCH_GET_KEYS;
     const MAX_SAVE: usize = MAX_TRANSACT_ITEMS;
 

@@ -1,5 +1,6 @@
 //! In-memory ports for unit tests of the pipeline and for benchmarks, with scripted faults.
 
+use crate::operation::AwsOperation;
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::Mutex;
 
@@ -57,7 +58,7 @@ impl Faults {
     }
 }
 
-fn failure(operation: &'static str, kind: FailureKind) -> TransientError {
+fn failure(operation: AwsOperation, kind: FailureKind) -> TransientError {
     TransientError::new(operation, kind, "injected fault")
 }
 
@@ -76,7 +77,7 @@ pub struct MemoryStore {
 }
 
 impl ReadingStore for MemoryStore {
-    const OPERATION: &'static str = "BatchWriteItem";
+    const OPERATION: AwsOperation = AwsOperation::DynamoDbBatchWriteItem;
     const MAX_BATCH: usize = 25;
 
     async fn put_readings(&self, batch: &[Located<'_>]) -> ItemResults {
@@ -101,8 +102,8 @@ impl ReadingStore for MemoryStore {
 }
 
 impl AlertLedger for MemoryStore {
-    const LOOKUP_OPERATION: &'static str = "BatchGetItem";
-    const RECORD_OPERATION: &'static str = "BatchWriteItem";
+    const LOOKUP_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchGetItem;
+    const RECORD_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchWriteItem;
     const MAX_BATCH: usize = 25;
 
     async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
@@ -126,8 +127,8 @@ impl AlertLedger for MemoryStore {
 }
 
 impl EpisodeStore for MemoryStore {
-    const LOAD_OPERATION: &'static str = "BatchGetItem";
-    const SAVE_OPERATION: &'static str = "TransactWriteItems";
+    const LOAD_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchGetItem;
+    const SAVE_OPERATION: AwsOperation = AwsOperation::DynamoDbTransactWriteItems;
     const MAX_LOAD: usize = 100;
     const MAX_SAVE: usize = 100;
 
@@ -199,7 +200,7 @@ pub struct MemoryAlerts {
 }
 
 impl OnCallPublisher for MemoryAlerts {
-    const NOTIFY_OPERATION: &'static str = super::on_call::OPERATION;
+    const NOTIFY_OPERATION: AwsOperation = super::on_call::OPERATION;
     const MAX_NOTIFY_BATCH: usize = 10;
 
     async fn notify(&self, notices: &[Notice<'_>]) -> Vec<Result<String, TransientError>> {
@@ -221,7 +222,7 @@ impl OnCallPublisher for MemoryAlerts {
 }
 
 impl AlertPublisher for MemoryAlerts {
-    const OPERATION: &'static str = "PublishBatch";
+    const OPERATION: AwsOperation = AwsOperation::SnsPublishBatch;
     const MAX_BATCH: usize = 10;
 
     async fn publish(&self, alerts: &[Alert<'_>]) -> Vec<Result<String, TransientError>> {
@@ -253,7 +254,7 @@ pub struct MemoryDeadLetters {
 }
 
 impl DeadLetterSink for MemoryDeadLetters {
-    const OPERATION: &'static str = "PutObject";
+    const OPERATION: AwsOperation = AwsOperation::S3PutObject;
 
     async fn put(&self, letter: DeadLetter<'_>) -> Result<(), TransientError> {
         let delay = self.delays.lock().unwrap().pop_front();

@@ -10,6 +10,7 @@ pub mod sns;
 
 mod retry;
 
+use crate::operation::AwsOperation;
 use crate::ports::{FailureKind, TransientError};
 
 /// Error codes AWS services use to ask callers to slow down.
@@ -94,7 +95,7 @@ pub fn failure_kind(code: &str, message: Option<&str>) -> FailureKind {
 
 /// Turns an SDK error into a failure of the kind its code means, keeping its cause.
 pub(crate) fn sdk_failure<E>(
-    operation: &'static str,
+    operation: AwsOperation,
     err: aws_sdk_dynamodb::error::SdkError<E>,
 ) -> TransientError
 where

@@ -2,6 +2,7 @@
 //! one message per hot reading. One message per transition, JSON, with attributes for
 //! subscription filter policies.
 
+use crate::operation::AwsOperation;
 use aws_sdk_sns::operation::RequestId;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde::Serialize;
@@ -23,7 +24,7 @@ pub mod attr {
 
 /// The on-call publish's own name in request counts, spans and metrics (its AWS operation is
 /// SNS `PublishBatch`, like the alert topic's): its failures page apart from the alerts'.
-pub const OPERATION: &str = "OnCallPublishBatch";
+pub const OPERATION: AwsOperation = AwsOperation::SnsOnCallPublishBatch;
 
 /// Why a notice has no `traceparent` of the record's own span.
 pub const TRACE_NOTE: &str = "the record span is built after the batch: find it by reading.shard_id and reading.sequence_number (messaging.message.id); traceparent is the producer's, when it sent one";
@@ -95,7 +96,7 @@ impl SnsAlerts {
 }
 
 impl OnCallPublisher for SnsAlerts {
-    const NOTIFY_OPERATION: &'static str = OPERATION;
+    const NOTIFY_OPERATION: AwsOperation = OPERATION;
     const MAX_NOTIFY_BATCH: usize = MAX_PUBLISH_BATCH_ENTRIES;
 
     async fn notify(&self, notices: &[Notice<'_>]) -> Vec<Result<String, TransientError>> {

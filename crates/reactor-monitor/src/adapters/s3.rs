@@ -4,6 +4,7 @@
 //! hold that once encoded as text. The object key is derived from the record's place in
 //! the stream, so a replay writes the same object again instead of a second one.
 
+use crate::operation::AwsOperation;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::primitives::ByteStream;
@@ -87,7 +88,7 @@ pub fn encode_metadata(value: &str) -> String {
 }
 
 impl DeadLetterSink for S3DeadLetters {
-    const OPERATION: &'static str = "PutObject";
+    const OPERATION: AwsOperation = AwsOperation::S3PutObject;
 
     async fn put(&self, letter: DeadLetter<'_>) -> Result<(), crate::ports::TransientError> {
         let rejected_at = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);

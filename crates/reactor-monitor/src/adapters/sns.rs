@@ -1,5 +1,6 @@
 //! SNS: one message per alert, published in batches.
 
+use crate::operation::AwsOperation;
 use aws_sdk_sns::Client;
 use aws_sdk_sns::operation::RequestId;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
@@ -108,13 +109,13 @@ impl SnsAlerts {
     }
 }
 
-const OPERATION: &str = "PublishBatch";
+const OPERATION: AwsOperation = AwsOperation::SnsPublishBatch;
 
 /// One result per alert: the message id when published.
 type Published = Vec<Result<String, TransientError>>;
 
 impl AlertPublisher for SnsAlerts {
-    const OPERATION: &'static str = OPERATION;
+    const OPERATION: AwsOperation = OPERATION;
     const MAX_BATCH: usize = MAX_PUBLISH_BATCH_ENTRIES;
 
     /// Publishes in one call; when SNS refuses the whole call as invalid

@@ -1,6 +1,7 @@
 //! CloudWatch embedded metric format (EMF): metrics as JSON lines on stdout. Exact (one
 //! value per record, whatever the trace sampling), no API call, no collector in the way.
 
+use crate::operation::AwsOperation;
 use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
@@ -111,8 +112,8 @@ pub fn batch_lines(report: &BatchReport, cold_start: bool, timestamp_ms: i64) ->
                 retried += 1;
                 if error.kind != FailureKind::NotStarted {
                     match error.operation {
-                        "PublishBatch" => publish_failures += 1,
-                        crate::adapters::on_call::OPERATION => on_call_failures += 1,
+                        AwsOperation::SnsPublishBatch => publish_failures += 1,
+                        AwsOperation::SnsOnCallPublishBatch => on_call_failures += 1,
                         _ => {}
                     }
                 }

@@ -15,6 +15,7 @@
 //! publish span were decided then (`propagation::AlertContexts`), and the alert carries them.
 //! Counts stay exact in the EMF metrics.
 
+use crate::operation::AwsOperation;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -429,7 +430,7 @@ impl Emission<'_> {
             .then(|| self.alerts.decided(&record.origin))
             .flatten();
         for call in &record.calls {
-            let decided = if is_publish(call.operation) {
+            let decided = if call.operation.publishes_alerts() {
                 publish.take()
             } else {
                 None
@@ -451,11 +452,11 @@ impl Emission<'_> {
     ) {
         let mut attrs = shared_attributes(record, reactor, 10);
         attrs.extend(self.aws_sdk_attributes(call));
-        let (name, kind) = if is_publish(call.operation) {
+        let (name, kind) = if call.operation.publishes_alerts() {
             attrs.extend(self.publish_attributes());
             (self.targets.publish_span, SpanKind::Producer)
         } else {
-            (span_name(call.operation), SpanKind::Client)
+            (call.operation.span_name(), SpanKind::Client)
         };
         let builder = self
             .tracer
@@ -481,38 +482,39 @@ impl Emission<'_> {
     /// the database ones of a DynamoDB call.
     fn aws_sdk_attributes(&self, call: &CallTiming) -> Vec<KeyValue> {
         let targets = &self.targets;
-        let (service, resource) = match call.operation {
-            "BatchWriteItem" | "BatchGetItem" | "PutItem" => ("DynamoDB", Some(&targets.table)),
+        let operation = call.operation;
+        let resource = match operation {
+            AwsOperation::DynamoDbBatchWriteItem
+            | AwsOperation::DynamoDbBatchGetItem
+            | AwsOperation::DynamoDbPutItem => Some(&targets.table),
             // Episode states, in the episode table.
-            "TransactWriteItems" => ("DynamoDB", Some(&targets.episode_table)),
-            "PublishBatch" | "Publish" => ("SNS", Some(&targets.topic)),
+            AwsOperation::DynamoDbTransactWriteItems | AwsOperation::DynamoDbScan => {
+                Some(&targets.episode_table)
+            }
+            AwsOperation::SnsPublishBatch | AwsOperation::SnsPublish => Some(&targets.topic),
             // The on-call topic's ARN is not among the targets: the span names the service.
-            crate::adapters::on_call::OPERATION => ("SNS", None),
-            "PutObject" => ("S3", Some(&targets.bucket)),
-            _ => ("AWS", None),
+            AwsOperation::SnsOnCallPublishBatch => None,
+            AwsOperation::S3PutObject => Some(&targets.bucket),
         };
         // The ADOT collector's awsxray exporter turns spans with rpc.system = aws-api and
         // rpc.service / rpc.method into AWS subsegments; the renamed keys are not read yet.
         #[allow(deprecated)]
         let mut attrs = vec![
             KeyValue::new(semconv::RPC_SYSTEM, "aws-api"),
-            KeyValue::new(semconv::RPC_SERVICE, service),
-            KeyValue::new(
-                semconv::RPC_METHOD,
-                span_name(call.operation)
-                    .rsplit('.')
-                    .next()
-                    .unwrap_or(call.operation),
-            ),
+            KeyValue::new(semconv::RPC_SERVICE, operation.service()),
+            KeyValue::new(semconv::RPC_METHOD, operation.method()),
             targets.region.clone(),
         ];
         attrs.extend(resource.cloned());
-        if service == "DynamoDB" {
+        if operation.service() == "DynamoDB" {
             attrs.push(KeyValue::new(
                 semconv::DB_SYSTEM_NAME,
                 spans::DB_SYSTEM_DYNAMODB,
             ));
-            attrs.push(KeyValue::new(semconv::DB_OPERATION_NAME, call.operation));
+            attrs.push(KeyValue::new(
+                semconv::DB_OPERATION_NAME,
+                operation.method(),
+            ));
         }
         if let Some(id) = &call.request_id {
             attrs.push(KeyValue::new(semconv::AWS_REQUEST_ID, id.clone()));
@@ -528,25 +530,6 @@ impl Emission<'_> {
             KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"),
             self.targets.topic_name.clone(),
         ]
-    }
-}
-
-/// Whether a call publishes alerts (a PRODUCER span).
-fn is_publish(operation: &str) -> bool {
-    matches!(operation, "PublishBatch" | "Publish")
-}
-
-/// The span name of a CLIENT call: `{rpc.service}.{rpc.method}`, as the AWS SDK
-/// instrumentations name them.
-fn span_name(operation: &'static str) -> &'static str {
-    match operation {
-        "BatchWriteItem" => "DynamoDB.BatchWriteItem",
-        "BatchGetItem" => "DynamoDB.BatchGetItem",
-        "PutItem" => "DynamoDB.PutItem",
-        "TransactWriteItems" => "DynamoDB.TransactWriteItems",
-        crate::adapters::on_call::OPERATION => "SNS.PublishBatch",
-        "PutObject" => "S3.PutObject",
-        other => other,
     }
 }
 
@@ -584,7 +567,7 @@ mod tests {
             decoded_in: std::time::Duration::from_micros(3),
             calls: if alerting {
                 vec![CallTiming {
-                    operation: "PublishBatch",
+                    operation: AwsOperation::SnsPublishBatch,
                     started: now,
                     finished: now,
                     error: None,
