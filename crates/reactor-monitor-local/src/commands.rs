@@ -143,7 +143,7 @@ pub fn human_report(report: &LocalReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "read back       {} items, {} alerts delivered to on-call, {} dead letters\n",
+        "read back       {} items, {} alerts delivered to the alerts queue, {} dead letters\n",
         report.verified.items, report.verified.alerts_delivered, report.verified.dead_letters
     ));
     out.push_str(&format!(
