@@ -8,7 +8,7 @@ use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde::Serialize;
 
 use super::sdk_failure;
-use super::sns::{MAX_PUBLISH_BATCH_ENTRIES, SnsAlerts};
+use super::sns::{MAX_PUBLISH_BATCH_ENTRIES, SnsAlerts, batch_results};
 use crate::domain::episode::Notification;
 use crate::ports::{FailureKind, Notice, OnCallPublisher, TransientError, note_request_id};
 
@@ -129,40 +129,10 @@ impl OnCallPublisher for SnsAlerts {
             Ok(out) => out,
             Err(e) => return vec![Err(sdk_failure(OPERATION, e)); notices.len()],
         };
-        let mut results = vec![
-            Err(TransientError::new(
-                OPERATION,
-                FailureKind::Unprocessed,
-                "entry missing from the response"
-            ));
-            notices.len()
-        ];
-        for ok in out.successful.unwrap_or_default() {
-            if let Some(slot) = ok
-                .id
-                .as_deref()
-                .and_then(|id| id.parse::<usize>().ok())
-                .and_then(|i| results.get_mut(i))
-            {
-                *slot = Ok(ok.message_id.unwrap_or_default());
-            }
-        }
-        for failed in out.failed.unwrap_or_default() {
-            if let Ok(i) = failed.id.parse::<usize>()
-                && let Some(slot) = results.get_mut(i)
-            {
-                let kind = match super::failure_kind(&failed.code, failed.message.as_deref()) {
-                    // Never drop a page because SNS refused it: retry (and alarm on failures).
-                    FailureKind::Rejected | FailureKind::Service => FailureKind::Unprocessed,
-                    kind => kind,
-                };
-                *slot = Err(TransientError::new(
-                    OPERATION,
-                    kind,
-                    format!("{}: {}", failed.code, failed.message.unwrap_or_default()),
-                ));
-            }
-        }
-        results
+        // Never drop a page because SNS refused it: retry (and alarm on failures).
+        batch_results(out, notices.len(), OPERATION, |kind, _| match kind {
+            FailureKind::Rejected | FailureKind::Service => FailureKind::Unprocessed,
+            kind => kind,
+        })
     }
 }

@@ -166,39 +166,55 @@ impl SnsAlerts {
             Err(e) => return vec![Err(sdk_failure(OPERATION, e)); alerts.len()],
         };
 
-        let mut results: Vec<Result<String, TransientError>> = vec![
-            Err(TransientError::new(
-                OPERATION,
-                FailureKind::Unprocessed,
-                "entry missing from the response"
-            ));
-            alerts.len()
-        ];
-        for ok in out.successful.unwrap_or_default() {
-            if let Some(slot) = ok
-                .id
-                .as_deref()
-                .and_then(|id| id.parse::<usize>().ok())
-                .and_then(|i| results.get_mut(i))
-            {
-                *slot = Ok(ok.message_id.unwrap_or_default());
-            }
-        }
-        for failed in out.failed.unwrap_or_default() {
-            if let Ok(i) = failed.id.parse::<usize>()
-                && let Some(slot) = results.get_mut(i)
-            {
-                let kind = match super::failure_kind(&failed.code, failed.message.as_deref()) {
-                    FailureKind::Service if !failed.sender_fault => FailureKind::Unprocessed,
-                    kind => kind,
-                };
-                *slot = Err(TransientError::new(
-                    OPERATION,
-                    kind,
-                    format!("{}: {}", failed.code, failed.message.unwrap_or_default()),
-                ));
-            }
-        }
-        results
+        batch_results(out, alerts.len(), OPERATION, |kind, failed| match kind {
+            FailureKind::Service if !failed.sender_fault => FailureKind::Unprocessed,
+            kind => kind,
+        })
     }
+}
+
+/// The message id or the failure of each entry of a PublishBatch response, by position: entry
+/// ids are the positions of the `entries` sent. `classify` turns the failure kind an entry's
+/// error code maps to into the one the caller acts on. An entry the response does not name is
+/// unprocessed.
+pub(super) fn batch_results(
+    out: aws_sdk_sns::operation::publish_batch::PublishBatchOutput,
+    entries: usize,
+    operation: AwsOperation,
+    classify: impl Fn(FailureKind, &aws_sdk_sns::types::BatchResultErrorEntry) -> FailureKind,
+) -> Vec<Result<String, TransientError>> {
+    let mut results: Vec<Result<String, TransientError>> = vec![
+        Err(TransientError::new(
+            operation,
+            FailureKind::Unprocessed,
+            "entry missing from the response"
+        ));
+        entries
+    ];
+    for ok in out.successful.unwrap_or_default() {
+        if let Some(slot) = ok
+            .id
+            .as_deref()
+            .and_then(|id| id.parse::<usize>().ok())
+            .and_then(|i| results.get_mut(i))
+        {
+            *slot = Ok(ok.message_id.unwrap_or_default());
+        }
+    }
+    for failed in out.failed.unwrap_or_default() {
+        if let Ok(i) = failed.id.parse::<usize>()
+            && let Some(slot) = results.get_mut(i)
+        {
+            let kind = classify(
+                super::failure_kind(&failed.code, failed.message.as_deref()),
+                &failed,
+            );
+            *slot = Err(TransientError::new(
+                operation,
+                kind,
+                format!("{}: {}", failed.code, failed.message.unwrap_or_default()),
+            ));
+        }
+    }
+    results
 }
