@@ -142,7 +142,31 @@ pub trait Invoke: Send + Sync {
         &self,
         event: Vec<u8>,
         deadline: Instant,
-    ) -> impl Future<Output = Result<KinesisEventResponse, String>> + Send;
+    ) -> impl Future<Output = Result<KinesisEventResponse, FunctionError>> + Send;
+}
+
+/// A failed invocation, as Lambda reports it to the mapping: the function's `errorType` and
+/// `errorMessage`. The mapping retries the whole batch (or bisects it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error_type}: {error_message}")]
+pub struct FunctionError {
+    pub error_type: String,
+    pub error_message: String,
+}
+
+impl FunctionError {
+    pub fn new(error_type: impl Into<String>, error_message: impl ToString) -> Self {
+        Self {
+            error_type: error_type.into(),
+            error_message: error_message.to_string(),
+        }
+    }
+}
+
+impl From<lambda_runtime::Diagnostic> for FunctionError {
+    fn from(diagnostic: lambda_runtime::Diagnostic) -> Self {
+        Self::new(diagnostic.error_type, diagnostic.error_message)
+    }
 }
 
 /// Counters shared with whoever watches the mapping.

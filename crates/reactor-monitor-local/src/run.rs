@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::emulator::Emulator;
-use crate::esm::{self, Invoke, MappingProgress, MappingSettings, StartingPosition};
+use crate::esm::{self, FunctionError, Invoke, MappingProgress, MappingSettings, StartingPosition};
 use crate::generate::{self, Mix, OutgoingRecord};
 use crate::otlp::{OtlpReceiver, TraceFlowRow, unique_flows};
 use crate::report::FlowReport;
@@ -169,10 +169,10 @@ impl Invoke for InProcessFunction {
         &self,
         event: Vec<u8>,
         deadline: Instant,
-    ) -> Result<KinesisEventResponse, String> {
+    ) -> Result<KinesisEventResponse, FunctionError> {
         let started = Instant::now();
         let payload: KinesisBatch =
-            serde_json::from_slice(&event).map_err(|e| format!("invalid event: {e}"))?;
+            serde_json::from_slice(&event).map_err(|e| FunctionError::new("InvalidEvent", e))?;
         let mut context = lambda_runtime::Context::default();
         context.request_id = format!("local-{}", uuid_like());
         context.invoked_function_arn = self.invoked_function_arn.clone();
@@ -188,10 +188,12 @@ impl Invoke for InProcessFunction {
                 .expect("summary lock")
                 .record_batch(&report, started.elapsed());
         }
-        let response = result.map_err(|e| e.to_string())?;
+        let response =
+            result.map_err(|e| FunctionError::from(lambda_runtime::Diagnostic::from(e)))?;
         // Through JSON, as Lambda reads the response.
-        let json = serde_json::to_vec(&response).map_err(|e| e.to_string())?;
-        serde_json::from_slice(&json).map_err(|e| e.to_string())
+        let json =
+            serde_json::to_vec(&response).map_err(|e| FunctionError::new("InvalidResponse", e))?;
+        serde_json::from_slice(&json).map_err(|e| FunctionError::new("InvalidResponse", e))
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::emulator::Emulator;
-use crate::esm::{self, Invoke, MappingProgress};
+use crate::esm::{self, FunctionError, Invoke, MappingProgress};
 use crate::otlp::OtlpReceiver;
 use crate::report::{FlowReport, Headline};
 use crate::resources::{self, ResourceNames};
@@ -290,7 +290,7 @@ impl Invoke for UpFunction {
         &self,
         event: Vec<u8>,
         deadline: Instant,
-    ) -> Result<KinesisEventResponse, String> {
+    ) -> Result<KinesisEventResponse, FunctionError> {
         let response = self.function.invoke(event, deadline).await;
         // `up` runs for ever: the EMF lines (what CloudWatch would receive) are checked as
         // CloudWatch reads them, not kept.

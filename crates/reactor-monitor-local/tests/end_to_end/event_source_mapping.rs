@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use reactor_monitor_local::esm::{
-    self, Invoke, MappingProgress, MappingSettings, ShardProgress, StartingPosition,
+    self, FunctionError, Invoke, MappingProgress, MappingSettings, ShardProgress, StartingPosition,
 };
 use reactor_monitor_local::generate::{self, OutgoingRecord};
 use reactor_monitor_local::resources::Resources;
@@ -29,8 +29,9 @@ impl Invoke for ScriptedFunction {
         &self,
         event: Vec<u8>,
         _deadline: Instant,
-    ) -> Result<KinesisEventResponse, String> {
-        let event: KinesisEvent = serde_json::from_slice(&event).map_err(|e| e.to_string())?;
+    ) -> Result<KinesisEventResponse, FunctionError> {
+        let event: KinesisEvent =
+            serde_json::from_slice(&event).map_err(|e| FunctionError::new("InvalidEvent", e))?;
         let seqs: Vec<u64> = event
             .records
             .iter()
@@ -41,7 +42,7 @@ impl Invoke for ScriptedFunction {
             batches.push(seqs.clone());
             batches.len()
         };
-        let failed = (self.script)(&seqs, n)?;
+        let failed = (self.script)(&seqs, n).map_err(|e| FunctionError::new("Scripted", e))?;
         let mut response = KinesisEventResponse::default();
         for seq in failed {
             response.add_failure(seq.to_string());
