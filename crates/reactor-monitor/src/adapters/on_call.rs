@@ -3,14 +3,12 @@
 //! subscription filter policies.
 
 use crate::operation::AwsOperation;
-use aws_sdk_sns::operation::RequestId;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde::Serialize;
 
-use super::sdk_failure;
-use super::sns::{MAX_PUBLISH_BATCH_ENTRIES, SnsAlerts, batch_results};
+use super::sns::{MAX_PUBLISH_BATCH_ENTRIES, SnsAlerts, publish_batch};
 use crate::domain::episode::Notification;
-use crate::ports::{FailureKind, Notice, OnCallPublisher, TransientError, note_request_id};
+use crate::ports::{FailureKind, Notice, OnCallPublisher, TransientError};
 
 /// Message attribute names of on-call messages, for subscription filter policies.
 pub mod attr {
@@ -117,22 +115,17 @@ impl OnCallPublisher for SnsAlerts {
             Ok(entries) => entries,
             Err(e) => return vec![Err(e); notices.len()],
         };
-        let response = self
-            .client
-            .publish_batch()
-            .topic_arn(topic)
-            .set_publish_batch_request_entries(Some(entries))
-            .send()
-            .await;
-        note_request_id(response.request_id());
-        let out = match response {
-            Ok(out) => out,
-            Err(e) => return vec![Err(sdk_failure(OPERATION, e)); notices.len()],
-        };
         // Never drop a page because SNS refused it: retry (and alarm on failures).
-        batch_results(out, notices.len(), OPERATION, |kind, _| match kind {
-            FailureKind::Rejected | FailureKind::Service => FailureKind::Unprocessed,
-            kind => kind,
-        })
+        publish_batch(
+            &self.client,
+            topic,
+            entries,
+            OPERATION,
+            |kind, _| match kind {
+                FailureKind::Rejected | FailureKind::Service => FailureKind::Unprocessed,
+                kind => kind,
+            },
+        )
+        .await
     }
 }

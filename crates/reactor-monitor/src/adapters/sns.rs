@@ -153,23 +153,40 @@ impl SnsAlerts {
             Ok(entries) => entries,
             Err(e) => return vec![Err(e); alerts.len()],
         };
-        let response = self
-            .client
-            .publish_batch()
-            .topic_arn(&self.topic_arn)
-            .set_publish_batch_request_entries(Some(entries))
-            .send()
-            .await;
-        note_request_id(response.request_id());
-        let out = match response {
-            Ok(out) => out,
-            Err(e) => return vec![Err(sdk_failure(OPERATION, e)); alerts.len()],
-        };
+        publish_batch(
+            &self.client,
+            &self.topic_arn,
+            entries,
+            OPERATION,
+            |kind, failed| match kind {
+                FailureKind::Service if !failed.sender_fault => FailureKind::Unprocessed,
+                kind => kind,
+            },
+        )
+        .await
+    }
+}
 
-        batch_results(out, alerts.len(), OPERATION, |kind, failed| match kind {
-            FailureKind::Service if !failed.sender_fault => FailureKind::Unprocessed,
-            kind => kind,
-        })
+/// Sends `entries` to `topic` in one PublishBatch (noting the response's request id) and reads
+/// the answer per entry ([`batch_results`]); a call that fails fails every entry.
+pub(super) async fn publish_batch(
+    client: &Client,
+    topic: &str,
+    entries: Vec<PublishBatchRequestEntry>,
+    operation: AwsOperation,
+    classify: impl Fn(FailureKind, &aws_sdk_sns::types::BatchResultErrorEntry) -> FailureKind,
+) -> Vec<Result<String, TransientError>> {
+    let count = entries.len();
+    let response = client
+        .publish_batch()
+        .topic_arn(topic)
+        .set_publish_batch_request_entries(Some(entries))
+        .send()
+        .await;
+    note_request_id(response.request_id());
+    match response {
+        Ok(out) => batch_results(out, count, operation, classify),
+        Err(e) => vec![Err(sdk_failure(operation, e)); count],
     }
 }
 
