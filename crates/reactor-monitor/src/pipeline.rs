@@ -2,10 +2,12 @@
 //!
 //! Decoding is pure and happens first. A KPL aggregated Kinesis record is unpacked into its
 //! user records, each a reading of its own with its own outcome; one that cannot be unpacked
-//! is dead-lettered whole. Then the writes of readings, the alert path
-//! (ledger lookup → publish → ledger record) and the dead-letter writes run concurrently,
-//! all through one gate that bounds requests in flight and stops starting new ones
-//! before the invocation deadline.
+//! is dead-lettered whole. Then the writes of readings, the alert path (`alerts`: ledger and
+//! episode lookup → alerts and on-call notices published) and the dead-letter writes run
+//! concurrently; the alerting readings are written after their publish, with their message
+//! ids (the alert ledger), beside the changed episode states. Every call goes through one
+//! gate that bounds requests in flight and stops starting new ones before the invocation
+//! deadline.
 
 use crate::operation::AwsOperation;
 use std::future::Future;
@@ -15,14 +17,17 @@ use futures::future::join_all;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
-use crate::domain::episode::{self, EpisodeAction, EpisodePolicy, Notification, ReactorState};
+use crate::domain::episode::{EpisodeAction, EpisodePolicy};
 use crate::domain::{FlowType, Reading, RejectReason, SequenceNumber, Severity, Thresholds};
 use crate::kpl;
 use crate::ports::{
     Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureClass,
-    FailureKind, Located, Notice, OnCallPublisher, Origin, ReadingStore, StateChange,
-    TransientError, with_request_id,
+    FailureKind, ItemResults, Located, OnCallPublisher, Origin, PublishedAlert, ReadingStore,
+    ReadingWrite, TransientError, with_request_id,
 };
+
+mod alerts;
+use alerts::{AlertStatus, EpisodeResult};
 
 /// One Kinesis record as the pipeline sees it: payload bytes and where they sit in the stream.
 /// Once a KPL aggregate is unpacked, each of its user records is one too.
@@ -241,6 +246,18 @@ impl Slot {
     }
 }
 
+/// One write of readings: their slots, the call, one result per slot.
+type StoreWrite = (Vec<usize>, CallTiming, ItemResults);
+
+/// What [`Pipeline::readings_and_alerts`] did: each write (slots, call, one result per
+/// slot), each alerting reading's alert, the reactors' runs and the requests of the alert path.
+struct Written<'s> {
+    stores: Vec<StoreWrite>,
+    alerts: Vec<(Vec<CallTiming>, AlertStatus)>,
+    runs: Vec<alerts::ReactorRun<'s>>,
+    requests: Vec<AwsOperation>,
+}
+
 /// Results of the concurrent phase, applied to records afterwards.
 #[derive(Default)]
 struct Progress {
@@ -307,30 +324,8 @@ where
             .filter(|&i| slots[i].parsed.is_err())
             .collect();
 
-        let alerts_and_episodes = async {
-            match self.episodes {
-                Some(policy) => {
-                    self.alerts_and_episodes(&gate, &slots, &readings, &alerting, policy)
-                        .await
-                }
-                None => {
-                    let chunks = join_all(
-                        alerting
-                            .chunks(P::MAX_BATCH.min(L::MAX_BATCH))
-                            .map(|chunk| self.alert_chunk(&gate, &slots, chunk)),
-                    )
-                    .await;
-                    (chunks, EpisodeResults::default())
-                }
-            }
-        };
-        let (stores, (alerts, episodes), dead) = tokio::join!(
-            join_all(
-                readings
-                    .chunks(S::MAX_BATCH)
-                    .map(|chunk| self.store_chunk(&gate, &slots, chunk))
-            ),
-            Box::pin(alerts_and_episodes),
+        let (written, dead) = tokio::join!(
+            Box::pin(self.readings_and_alerts(&gate, &slots, &readings, &alerting)),
             join_all(rejected.iter().map(|&i| {
                 let reason = *slots[i]
                     .parsed
@@ -339,6 +334,12 @@ where
                 self.dead_letter(&gate, &slots, i, reason)
             })),
         );
+        let Written {
+            stores,
+            alerts,
+            runs,
+            requests: alert_requests,
+        } = written;
 
         let mut progress = Progress {
             calls: vec![Vec::new(); slots.len()],
@@ -353,28 +354,39 @@ where
             Some((_, n)) => *n += 1,
             None => requests.push((op, 1)),
         };
+        for op in alert_requests {
+            count(op);
+        }
+        for (&i, (calls, status)) in alerting.iter().zip(alerts) {
+            progress.calls[i].extend(calls);
+            progress.alerted[i] = Some(match status {
+                AlertStatus::AlreadySent => {
+                    progress.stored[i] = Some(Ok(()));
+                    Ok(false)
+                }
+                AlertStatus::Published(_) => Ok(true),
+                AlertStatus::Unknown(e) => {
+                    progress.stored[i] = Some(Err(e.clone()));
+                    Err(e)
+                }
+                AlertStatus::NotPublished(e) => Err(e),
+            });
+        }
         for (chunk, timing, results) in stores {
             count(timing.operation);
             for (&i, result) in chunk.iter().zip(results) {
+                if result.is_err() && matches!(progress.alerted[i], Some(Ok(true))) {
+                    // A replay inside this window may duplicate the alert, never drop it.
+                    let seq = &slots[i].record.origin.sequence_number;
+                    tracing::warn!(sequence_number = %seq, "alert published but its reading not written; the retry may publish it again");
+                }
                 progress.calls[i].push(with_error(&timing, &result));
                 progress.stored[i] = Some(result);
             }
         }
-        for chunk in alerts {
-            for op in chunk.requests {
-                count(op);
-            }
-            for (i, calls, result) in chunk.records {
-                progress.calls[i].extend(calls);
-                progress.alerted[i] = Some(result);
-            }
-        }
-        for op in episodes.requests {
-            count(op);
-        }
-        for (i, calls, result) in episodes.records {
-            // A reading that alerts shares the lookup and the write with its reactor's episode:
-            // each call once on its span.
+        for (i, calls, result) in alerts::episode_results(runs) {
+            // A reading that alerts shares the lookup with its reactor's episode: each call
+            // once on its span.
             for call in calls {
                 let known = progress.calls[i]
                     .iter()
@@ -490,13 +502,97 @@ where
         }
     }
 
-    async fn store_chunk<'c>(
+    /// The readings' writes and the alert path. Readings that do not alert are written at
+    /// once in full chunks, beside the alert path; the last partial chunk waits for it and
+    /// is written with the alerting readings, which carry their alerts' message ids (the
+    /// ledger), so that recording an alert costs no request of its own. The changed episode
+    /// states are written beside those last chunks.
+    async fn readings_and_alerts<'s>(
+        &self,
+        gate: &Gate,
+        slots: &'s [Slot],
+        readings: &[usize],
+        alerting: &[usize],
+    ) -> Written<'s> {
+        let cold: Vec<usize> = readings
+            .iter()
+            .copied()
+            .filter(|&i| slots[i].severity.is_none())
+            .collect();
+        let at_once = if alerting.is_empty() {
+            cold.len()
+        } else {
+            cold.len() / S::MAX_BATCH * S::MAX_BATCH
+        };
+        let (cold_now, cold_later) = cold.split_at(at_once);
+        let cold_now: Vec<(usize, Option<PublishedAlert<'_>>)> =
+            cold_now.iter().map(|&i| (i, None)).collect();
+        let (mut stores, path) = tokio::join!(
+            join_all(
+                cold_now
+                    .chunks(S::MAX_BATCH)
+                    .map(|chunk| self.store_chunk(gate, slots, chunk))
+            ),
+            Box::pin(self.alert_path(gate, slots, readings, alerting)),
+        );
+        let alerts::AlertPath {
+            alerts,
+            mut runs,
+            mut requests,
+        } = path;
+        let later: Vec<(usize, Option<PublishedAlert<'_>>)> = cold_later
+            .iter()
+            .map(|&i| (i, None))
+            .chain(
+                alerting
+                    .iter()
+                    .zip(&alerts)
+                    .filter_map(|(&i, (_, status))| match status {
+                        AlertStatus::Published(id) => Some((
+                            i,
+                            Some(PublishedAlert {
+                                severity: slots[i].severity.expect("an alerting reading"),
+                                message_id: id,
+                            }),
+                        )),
+                        AlertStatus::NotPublished(_) => Some((i, None)),
+                        AlertStatus::AlreadySent | AlertStatus::Unknown(_) => None,
+                    }),
+            )
+            .collect();
+        let (later_stores, saves) = tokio::join!(
+            join_all(
+                later
+                    .chunks(S::MAX_BATCH)
+                    .map(|chunk| self.store_chunk(gate, slots, chunk))
+            ),
+            self.save_states(gate, &mut runs),
+        );
+        stores.extend(later_stores);
+        requests.extend(saves);
+        Written {
+            stores,
+            alerts,
+            runs,
+            requests,
+        }
+    }
+
+    /// Writes one chunk of readings (slot, alert published for it now), one request.
+    async fn store_chunk(
         &self,
         gate: &Gate,
         slots: &[Slot],
-        chunk: &'c [usize],
-    ) -> (&'c [usize], CallTiming, Vec<Result<(), TransientError>>) {
-        let batch: Vec<Located<'_>> = chunk.iter().filter_map(|&i| slots[i].located()).collect();
+        chunk: &[(usize, Option<PublishedAlert<'_>>)],
+    ) -> StoreWrite {
+        let batch: Vec<ReadingWrite<'_>> = chunk
+            .iter()
+            .filter_map(|&(i, alert)| {
+                slots[i]
+                    .located()
+                    .map(|located| ReadingWrite { located, alert })
+            })
+            .collect();
         let (timing, result) = gate
             .call(S::OPERATION, self.store.put_readings(&batch))
             .await;
@@ -504,410 +600,7 @@ where
             Ok(results) => results,
             Err(e) => vec![Err(e); chunk.len()],
         };
-        (chunk, timing, results)
-    }
-
-    async fn alert_chunk(&self, gate: &Gate, slots: &[Slot], chunk: &[usize]) -> AlertChunk {
-        let alerts: Vec<Alert<'_>> = chunk.iter().map(|&i| self.alert_of(&slots[i])).collect();
-        let mut out = AlertChunk {
-            records: Vec::with_capacity(chunk.len()),
-            requests: vec![L::LOOKUP_OPERATION],
-        };
-
-        let (lookup, sent) = gate
-            .call(L::LOOKUP_OPERATION, self.ledger.already_sent(&alerts))
-            .await;
-        let sent = match sent.and_then(|r| r) {
-            Ok(sent) => sent,
-            Err(e) => {
-                let failed = CallTiming {
-                    error: Some(e.kind),
-                    ..lookup.clone()
-                };
-                out.records.extend(
-                    chunk
-                        .iter()
-                        .map(|&i| (i, vec![failed.clone()], Err(e.clone()))),
-                );
-                return out;
-            }
-        };
-
-        let mut to_publish = Vec::new();
-        for (pos, &i) in chunk.iter().enumerate() {
-            if sent[pos] {
-                out.records.push((i, vec![lookup.clone()], Ok(false)));
-            } else {
-                to_publish.push(pos);
-            }
-        }
-        if to_publish.is_empty() {
-            return out;
-        }
-
-        let batch: Vec<Alert<'_>> = to_publish.iter().map(|&pos| alerts[pos]).collect();
-        out.requests.push(P::OPERATION);
-        let (publish, published) = gate
-            .call(P::OPERATION, self.publisher.publish(&batch))
-            .await;
-        let published = match published {
-            Ok(results) => results,
-            Err(e) => vec![Err(e); batch.len()],
-        };
-
-        let mut ledger_entries = Vec::new();
-        let mut ledger_positions = Vec::new();
-        for (&pos, result) in to_publish.iter().zip(published) {
-            let calls = vec![lookup.clone(), with_error(&publish, &result)];
-            match result {
-                Ok(message_id) => {
-                    ledger_entries.push((alerts[pos], message_id));
-                    ledger_positions.push(out.records.len());
-                    out.records.push((chunk[pos], calls, Ok(true)));
-                }
-                Err(e) => out.records.push((chunk[pos], calls, Err(e))),
-            }
-        }
-        if ledger_entries.is_empty() {
-            return out;
-        }
-
-        out.requests.push(L::RECORD_OPERATION);
-        let (record, recorded) = gate
-            .call(
-                L::RECORD_OPERATION,
-                self.ledger.record_sent(&ledger_entries),
-            )
-            .await;
-        let recorded = match recorded {
-            Ok(results) => results,
-            Err(e) => vec![Err(e); ledger_entries.len()],
-        };
-        for (&at, result) in ledger_positions.iter().zip(recorded) {
-            // The alert is out; failing the record now would publish it again on retry.
-            // A replay inside this window may duplicate the alert, never drop it.
-            if let Err(e) = &result {
-                let seq = &slots[out.records[at].0].record.origin.sequence_number;
-                tracing::warn!(sequence_number = %seq, error = %e, "alert published but not recorded in the ledger");
-            }
-            out.records[at].1.push(with_error(&record, &result));
-        }
-        out
-    }
-
-    /// Alerts and episodes of a batch together, when episodes are on: one lookup of the
-    /// batch's reactors' states and the alert ledger (`MAX_LOAD` keys a request), each
-    /// reactor's readings applied in reading time, the alerts and the on-call notices published
-    /// concurrently, then one write of the states to be written with the ledger's records
-    /// (`MAX_SAVE` items a request; ledger records alone go in a BatchWriteItem). A state is
-    /// written on a change of its episode, not for a newer reading alone
-    /// (`episode::needs_write`). A notification is published before its state is written:
-    /// when the write fails, it is out already and the reactor's records are reported for
-    /// retry (a duplicate, never a missing page); when the publish fails, the state is not
-    /// written and the records are retried.
-    async fn alerts_and_episodes(
-        &self,
-        gate: &Gate,
-        slots: &[Slot],
-        readings: &[usize],
-        alerting: &[usize],
-        policy: EpisodePolicy,
-    ) -> (Vec<AlertChunk>, EpisodeResults) {
-        let mut out = EpisodeResults::default();
-        let mut runs: Vec<ReactorRun<'_>> = Vec::new();
-        let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-        for &i in readings {
-            let Ok(reading) = &slots[i].parsed else {
-                continue;
-            };
-            let at = *index.entry(reading.reactor.as_str()).or_insert_with(|| {
-                runs.push(ReactorRun {
-                    reactor: &reading.reactor,
-                    readings: Vec::new(),
-                    expected_version: None,
-                    stored: None,
-                    state: None,
-                    changed: false,
-                    actions: Vec::new(),
-                    notices: Vec::new(),
-                    calls: Vec::new(),
-                    failure: None,
-                });
-                runs.len() - 1
-            });
-            runs[at].readings.push(i);
-        }
-        let date = |i: usize| slots[i].parsed.as_ref().map(|r| r.date).ok();
-        for run in &mut runs {
-            run.readings.sort_by_key(|&i| (date(i), i));
-        }
-        let alerts: Vec<Alert<'_>> = alerting.iter().map(|&i| self.alert_of(&slots[i])).collect();
-        let mut alert_calls: Vec<Vec<CallTiming>> = vec![Vec::new(); alerts.len()];
-        let mut alert_results: Vec<Option<Result<bool, TransientError>>> = vec![None; alerts.len()];
-
-        // One lookup: the reactors first, then the alerts, `MAX_LOAD` keys a request.
-        let keys: Vec<Key> = (0..runs.len())
-            .map(Key::Reactor)
-            .chain((0..alerts.len()).map(Key::Alert))
-            .collect();
-        let lookups = join_all(keys.chunks(L::MAX_LOAD.max(1)).map(|chunk| {
-            let reactors: Vec<&str> = chunk
-                .iter()
-                .filter_map(|k| match k {
-                    Key::Reactor(at) => Some(runs[*at].reactor),
-                    Key::Alert(_) => None,
-                })
-                .collect();
-            let batch: Vec<Alert<'_>> = chunk
-                .iter()
-                .filter_map(|k| match k {
-                    Key::Alert(a) => Some(alerts[*a]),
-                    Key::Reactor(_) => None,
-                })
-                .collect();
-            async move {
-                let (timing, loaded) = gate
-                    .call(L::LOAD_OPERATION, self.ledger.load(&reactors, &batch))
-                    .await;
-                (chunk, timing, loaded.and_then(|r| r))
-            }
-        }))
-        .await;
-        for (chunk, timing, loaded) in lookups {
-            out.requests.push(L::LOAD_OPERATION);
-            let timing = with_error(&timing, &loaded);
-            let (mut states, mut sent) = match &loaded {
-                Ok(l) => (l.states.clone().into_iter(), l.sent.clone().into_iter()),
-                Err(_) => (Vec::new().into_iter(), Vec::new().into_iter()),
-            };
-            for key in chunk {
-                match (*key, &loaded) {
-                    (Key::Reactor(at), Ok(_)) => {
-                        let stored = states.next().flatten();
-                        runs[at].expected_version = stored.as_ref().map(|s| s.version);
-                        runs[at].stored = stored.map(|s| s.state);
-                        runs[at].calls.push(timing.clone());
-                    }
-                    (Key::Reactor(at), Err(e)) => {
-                        runs[at].failure = Some(e.clone());
-                        runs[at].calls.push(timing.clone());
-                    }
-                    (Key::Alert(a), Ok(_)) => {
-                        alert_calls[a].push(timing.clone());
-                        if sent.next().unwrap_or(false) {
-                            alert_results[a] = Some(Ok(false));
-                        }
-                    }
-                    (Key::Alert(a), Err(e)) => {
-                        alert_calls[a].push(timing.clone());
-                        alert_results[a] = Some(Err(e.clone()));
-                    }
-                }
-            }
-        }
-
-        for run in runs.iter_mut().filter(|r| r.failure.is_none()) {
-            run.state = run.stored.clone();
-            for &i in &run.readings {
-                let reading = slots[i].parsed.as_ref().expect("only readings are grouped");
-                let step = episode::apply(
-                    run.state.as_ref(),
-                    run.reactor,
-                    reading.temp_c,
-                    reading.date.with_timezone(&chrono::Utc),
-                    &self.thresholds,
-                    &policy,
-                );
-                run.actions.push((i, step.action));
-                run.notices
-                    .extend(step.notifications.into_iter().map(|n| (i, n)));
-                run.state = Some(step.state);
-            }
-            run.changed = run
-                .state
-                .as_ref()
-                .is_some_and(|next| episode::needs_write(run.stored.as_ref(), next, &policy));
-        }
-
-        // The alerts and the notices, concurrently.
-        let to_publish: Vec<usize> = (0..alerts.len())
-            .filter(|&a| alert_results[a].is_none())
-            .collect();
-        let pending: Vec<(usize, usize)> = runs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.failure.is_none())
-            .flat_map(|(at, r)| (0..r.notices.len()).map(move |n| (at, n)))
-            .collect();
-        let runs_ref = &runs;
-        let (published, notified) = tokio::join!(
-            join_all(to_publish.chunks(P::MAX_BATCH.max(1)).map(|chunk| {
-                let batch: Vec<Alert<'_>> = chunk.iter().map(|&a| alerts[a]).collect();
-                async move {
-                    let (timing, results) = gate
-                        .call(P::OPERATION, self.publisher.publish(&batch))
-                        .await;
-                    let results = match results {
-                        Ok(results) => results,
-                        Err(e) => vec![Err(e); batch.len()],
-                    };
-                    (chunk, timing, results)
-                }
-            })),
-            join_all(pending.chunks(P::MAX_NOTIFY_BATCH.max(1)).map(|chunk| {
-                let notices: Vec<Notice<'_>> = chunk
-                    .iter()
-                    .map(|&(at, n)| {
-                        let (i, notification) = &runs_ref[at].notices[n];
-                        Notice {
-                            notification,
-                            origin: Some(&slots[*i].record.origin),
-                            traceparent: slots[*i]
-                                .parsed
-                                .as_ref()
-                                .ok()
-                                .and_then(|r| r.traceparent.as_deref()),
-                        }
-                    })
-                    .collect();
-                async move {
-                    let (timing, results) = gate
-                        .call(P::NOTIFY_OPERATION, self.publisher.notify(&notices))
-                        .await;
-                    let results = match results {
-                        Ok(results) => results,
-                        Err(e) => vec![Err(e); notices.len()],
-                    };
-                    (chunk, timing, results)
-                }
-            })),
-        );
-        let mut ledger: Vec<(usize, String)> = Vec::new();
-        for (chunk, timing, results) in published {
-            out.requests.push(P::OPERATION);
-            for (&a, result) in chunk.iter().zip(results) {
-                alert_calls[a].push(with_error(&timing, &result));
-                match result {
-                    Ok(message_id) => {
-                        alert_results[a] = Some(Ok(true));
-                        ledger.push((a, message_id));
-                    }
-                    Err(e) => alert_results[a] = Some(Err(e)),
-                }
-            }
-        }
-        for (chunk, timing, results) in notified {
-            out.requests.push(P::NOTIFY_OPERATION);
-            for (&(at, _), result) in chunk.iter().zip(results) {
-                runs[at].calls.push(with_error(&timing, &result));
-                if let Err(e) = result {
-                    runs[at].failure.get_or_insert(e);
-                }
-            }
-        }
-
-        // The states in transactions of `MAX_SAVE` conditional puts; the ledger's records in
-        // BatchWriteItems of their own. Kept apart on purpose: a transaction fails whole (a
-        // throttle, a 5xx, a state another shard moved on), and a ledger record that fails
-        // with it makes the retry publish its alert again. Apart, the ledger write keeps its
-        // own retries of unprocessed items and the duplicate window stays the narrow one the
-        // alert contract allows.
-        let to_save: Vec<usize> = (0..runs.len())
-            .filter(|&at| runs[at].failure.is_none() && runs[at].changed)
-            .collect();
-        let mut writes: Vec<Write> = to_save
-            .chunks(L::MAX_SAVE.max(1))
-            .map(|chunk| (chunk.to_vec(), Vec::new()))
-            .collect();
-        let rest: Vec<(usize, String)> = ledger;
-        for chunk in rest.chunks(L::MAX_BATCH.max(1)) {
-            writes.push((Vec::new(), chunk.to_vec()));
-        }
-        let runs_ref = &runs;
-        let alerts_ref = &alerts;
-        let saved = join_all(writes.iter().map(|(states, records)| async move {
-            let changes: Vec<StateChange<'_>> = states
-                .iter()
-                .map(|&at| StateChange {
-                    reactor: runs_ref[at].reactor,
-                    expected_version: runs_ref[at].expected_version,
-                    state: runs_ref[at].state.as_ref().expect("a changed state exists"),
-                })
-                .collect();
-            let sent: Vec<(Alert<'_>, String)> = records
-                .iter()
-                .map(|(a, id)| (alerts_ref[*a], id.clone()))
-                .collect();
-            if changes.is_empty() {
-                let (timing, results) = gate
-                    .call(L::RECORD_OPERATION, self.ledger.record_sent(&sent))
-                    .await;
-                let results = results.unwrap_or_else(|e| vec![Err(e); sent.len()]);
-                (timing, Vec::new(), results)
-            } else {
-                let (timing, results) = gate
-                    .call(L::SAVE_OPERATION, self.ledger.save(&changes, &sent))
-                    .await;
-                let (states, records) = results.unwrap_or_else(|e| {
-                    (
-                        vec![Err(e.clone()); changes.len()],
-                        vec![Err(e); sent.len()],
-                    )
-                });
-                (timing, states, records)
-            }
-        }))
-        .await;
-        for ((states, records), (timing, state_results, record_results)) in writes.iter().zip(saved)
-        {
-            out.requests.push(timing.operation);
-            for (&at, result) in states.iter().zip(state_results) {
-                runs[at].calls.push(with_error(&timing, &result));
-                if let Err(e) = result {
-                    // Its notifications are out: the retry may send them again, never lose them.
-                    tracing::warn!(reactor = %runs[at].reactor, error = %e, "episode state not written; the reactor's records are retried");
-                    runs[at].failure = Some(e);
-                }
-            }
-            for ((a, _), result) in records.iter().zip(record_results) {
-                // The alert is out; failing the record now would publish it again on retry.
-                // A replay inside this window may duplicate the alert, never drop it.
-                if let Err(e) = &result {
-                    let seq = &slots[alerting[*a]].record.origin.sequence_number;
-                    tracing::warn!(sequence_number = %seq, error = %e, "alert published but not recorded in the ledger");
-                }
-                alert_calls[*a].push(with_error(&timing, &result));
-            }
-        }
-
-        for run in runs {
-            let actions: std::collections::HashMap<usize, Option<EpisodeAction>> =
-                run.actions.into_iter().collect();
-            for i in run.readings {
-                let result = match &run.failure {
-                    Some(e) => Err(e.clone()),
-                    None => Ok(actions.get(&i).copied().flatten()),
-                };
-                out.records.push((i, run.calls.clone(), result));
-            }
-        }
-        let records = alerting
-            .iter()
-            .zip(alert_calls)
-            .zip(alert_results)
-            .map(|((&i, calls), result)| {
-                (
-                    i,
-                    calls,
-                    result.unwrap_or_else(|| Err(unreached(AwsOperation::SnsPublishBatch))),
-                )
-            })
-            .collect();
-        let alerts = AlertChunk {
-            records,
-            requests: Vec::new(),
-        };
-        (vec![alerts], out)
+        (chunk.iter().map(|&(i, _)| i).collect(), timing, results)
     }
 
     async fn dead_letter(
@@ -926,49 +619,6 @@ where
         let (timing, result) = gate.call(D::OPERATION, self.dead_letters.put(letter)).await;
         (i, timing, result.and_then(|r| r))
     }
-}
-
-/// A record's episode action, or why its reactor's episode could not be updated.
-type EpisodeResult = Result<Option<EpisodeAction>, TransientError>;
-
-/// What the episode step did, per record.
-#[derive(Default)]
-struct EpisodeResults {
-    records: Vec<(usize, Vec<CallTiming>, EpisodeResult)>,
-    requests: Vec<AwsOperation>,
-}
-
-/// One reactor's readings of the batch and what they do to its state.
-struct ReactorRun<'s> {
-    reactor: &'s str,
-    /// Slot indices, in reading time (then stream order).
-    readings: Vec<usize>,
-    expected_version: Option<u64>,
-    /// The state as read.
-    stored: Option<ReactorState>,
-    /// The state after the batch's readings.
-    state: Option<ReactorState>,
-    changed: bool,
-    actions: Vec<(usize, Option<EpisodeAction>)>,
-    notices: Vec<(usize, Notification)>,
-    calls: Vec<CallTiming>,
-    failure: Option<TransientError>,
-}
-
-/// One write of the batch: the runs whose states it writes and the ledger records (alert,
-/// message id) it carries.
-type Write = (Vec<usize>, Vec<(usize, String)>);
-
-/// A key of the batch's one lookup: a reactor's state or an alert's ledger item.
-#[derive(Clone, Copy)]
-enum Key {
-    Reactor(usize),
-    Alert(usize),
-}
-
-struct AlertChunk {
-    records: Vec<(usize, Vec<CallTiming>, Result<bool, TransientError>)>,
-    requests: Vec<AwsOperation>,
 }
 
 fn with_error<T>(timing: &CallTiming, result: &Result<T, TransientError>) -> CallTiming {

@@ -125,31 +125,43 @@ impl TransientError {
 /// One result per item, in the order the items were given.
 pub type ItemResults = Vec<Result<(), TransientError>>;
 
+/// An alert published for a reading by this delivery: kept on the reading's item, where it is
+/// the alert ledger (a later delivery of the record finds it and does not publish again).
+#[derive(Debug, Clone, Copy)]
+pub struct PublishedAlert<'a> {
+    pub severity: Severity,
+    /// The publisher's message id (SNS `MessageId`).
+    pub message_id: &'a str,
+}
+
+/// One reading to store, with the alert this delivery published for it, if any.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadingWrite<'a> {
+    pub located: Located<'a>,
+    pub alert: Option<PublishedAlert<'a>>,
+}
+
 /// Durable storage of readings, idempotent on the reading's origin.
 pub trait ReadingStore: Send + Sync {
     /// The AWS operation that carries a write, for spans and request counts.
     const OPERATION: AwsOperation;
     /// Most readings one call takes.
     const MAX_BATCH: usize;
-    fn put_readings(&self, batch: &[Located<'_>]) -> impl Future<Output = ItemResults> + Send;
+    /// Writes the readings (one result each, in order); a reading with an alert is written
+    /// with it, and that write is what a later [`AlertLedger::already_sent`] finds.
+    fn put_readings(&self, batch: &[ReadingWrite<'_>]) -> impl Future<Output = ItemResults> + Send;
 }
 
 /// Remembers which alerts were published, so that a replayed record does not alert twice.
+/// The record of a published alert is its reading's stored item, written after the publish
+/// ([`ReadingStore::put_readings`] with a [`PublishedAlert`]): no write of its own.
 pub trait AlertLedger: Send + Sync {
     const LOOKUP_OPERATION: AwsOperation;
-    const RECORD_OPERATION: AwsOperation;
-    /// Most alerts one call takes.
-    const MAX_BATCH: usize;
-    /// For each alert, whether it was already published.
+    /// For each alert, whether it was already published (its reading is stored with it).
     fn already_sent(
         &self,
         alerts: &[Alert<'_>],
     ) -> impl Future<Output = Result<Vec<bool>, TransientError>> + Send;
-    /// Records that these alerts were published (with the publisher's message ids).
-    fn record_sent(
-        &self,
-        alerts: &[(Alert<'_>, String)],
-    ) -> impl Future<Output = ItemResults> + Send;
 }
 
 /// Delivers alerts to on-call.
@@ -225,31 +237,27 @@ pub struct Loaded {
 }
 
 /// Per-reactor episode state, changed only by conditional writes (one item per reactor), read
-/// and written together with the alert ledger: one lookup and one write per batch, not two.
+/// together with the alert ledger: one lookup per batch, not two.
 pub trait EpisodeStore: AlertLedger {
     const LOAD_OPERATION: AwsOperation;
     const SAVE_OPERATION: AwsOperation;
     /// Most keys (reactors + alerts) one lookup takes.
     const MAX_LOAD: usize;
-    /// Most items (state changes + ledger records) one save takes.
+    /// Most state changes one save takes.
     const MAX_SAVE: usize;
     /// In one request: the states of these reactors and, for each alert, whether it was
-    /// already published (as [`AlertLedger::already_sent`]).
+    /// already published (as [`AlertLedger::already_sent`]). With no reactors it reads the
+    /// ledger alone (a function without episodes).
     fn load(
         &self,
         reactors: &[&str],
         alerts: &[Alert<'_>],
     ) -> impl Future<Output = Result<Loaded, TransientError>> + Send;
-    /// In one request: each change if its reactor's state is still the version expected, and
-    /// the ledger records of published alerts (as [`AlertLedger::record_sent`]). Results: one
-    /// per change, then one per ledger record. A change refused because the state moved on
-    /// fails with [`FailureKind::Unprocessed`] (retry: the next delivery reads the new state);
-    /// the other items are still written.
-    fn save(
-        &self,
-        changes: &[StateChange<'_>],
-        sent: &[(Alert<'_>, String)],
-    ) -> impl Future<Output = (ItemResults, ItemResults)> + Send;
+    /// In one request: each change if its reactor's state is still the version expected
+    /// (one result per change). A change refused because the state moved on fails with
+    /// [`FailureKind::Unprocessed`] (retry: the next delivery reads the new state); the
+    /// other changes are still written.
+    fn save(&self, changes: &[StateChange<'_>]) -> impl Future<Output = ItemResults> + Send;
     /// Every reactor's state, for the silence check.
     fn all_states(
         &self,

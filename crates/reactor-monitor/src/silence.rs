@@ -83,7 +83,7 @@ pub async fn check<L: EpisodeStore, P: OnCallPublisher>(
             }
         }
         for batch in changes.chunks(L::MAX_SAVE.max(1)) {
-            for result in store.save(batch, &[]).await.0 {
+            for result in store.save(batch).await {
                 if let Err(e) = result {
                     report.failures.push(e);
                 }

@@ -301,14 +301,10 @@ mod fits {
     const MAX_PARTITION_KEY_CHARS: usize = 256;
     /// `:<subsequence>`, a u64.
     const MAX_SUBSEQUENCE_CHARS: usize = 21;
-    /// `alert#` of a ledger entry's sort key.
-    const LEDGER_PREFIX_CHARS: usize = 6;
-
     const _: () =
         assert!(MAX_REACTOR_ID_CHARS * MAX_UTF8_BYTES <= dynamodb::PARTITION_KEY_MAX_BYTES);
     const _: () = assert!(
-        LEDGER_PREFIX_CHARS
-            + UTC_TIMESTAMP_LEN
+        UTC_TIMESTAMP_LEN
             + 1
             + MAX_SHARD_ID_CHARS
             + 1
@@ -316,13 +312,16 @@ mod fits {
             + MAX_SUBSEQUENCE_CHARS
             <= dynamodb::SORT_KEY_MAX_BYTES
     );
-    /// Every attribute of a reading or ledger item, names included, is far below the item
-    /// limit: keys, the partition key and ten short values of at most 64 bytes each.
+    /// A reading's item with its alert's record, names included, is far below the item limit:
+    /// the keys, the Kinesis partition key, shard id and sequence number, and fourteen more
+    /// attributes (names ≤ 32 bytes, values ≤ 64: temperature, dates, severity, message id…).
     const _: () = assert!(
         dynamodb::PARTITION_KEY_MAX_BYTES
             + dynamodb::SORT_KEY_MAX_BYTES
             + MAX_PARTITION_KEY_CHARS * MAX_UTF8_BYTES
-            + 12 * (32 + 64)
+            + MAX_SHARD_ID_CHARS
+            + MAX_SEQUENCE_NUMBER_DIGITS
+            + 14 * (32 + 64)
             <= dynamodb::ITEM_MAX_BYTES
     );
     const _: () = assert!(MAX_REACTOR_ID_CHARS <= xray::ANNOTATION_VALUE_MAX_CHARS);

@@ -6,7 +6,7 @@ use base64::Engine;
 
 use super::StartingPosition;
 use crate::resources::Resources;
-use reactor_monitor::adapters::dynamodb::{ALERT_PREFIX, attr};
+use reactor_monitor::adapters::dynamodb::attr;
 
 /// The reading of the tutorial, as the AWS CLI examples put it.
 pub const TUTORIAL_READING: &str =
@@ -34,9 +34,9 @@ pub(super) fn banner(
         attr::REACTOR,
         attr::READING_ID
     );
-    let readings_only = format!(
-        r#"--filter-expression 'NOT begins_with({}, :alert)' --expression-attribute-values '{{":alert":{{"S":"{ALERT_PREFIX}"}}}}'"#,
-        attr::READING_ID
+    let alerted_only = format!(
+        "--filter-expression 'attribute_exists({})'",
+        attr::MESSAGE_ID
     );
     let mut out = String::new();
     let _ = write!(
@@ -59,8 +59,10 @@ pub(super) fn banner(
          {put} --data {encoded}\n\
          # AWS CLI v1 (pip install awscli) sends --data as it is: raw JSON, no --cli-binary-format\n\
          {put} --data '{TUTORIAL_READING}'\n\
-         # every reading in the table (the filter leaves out the alert ledger's items, {} {ALERT_PREFIX}…)\n\
-         {aws} dynamodb scan --table-name {} {readings_only}\n\
+         # every reading in the table\n\
+         {aws} dynamodb scan --table-name {}\n\
+         # the readings whose alert went out (the alert ledger: its SNS message id on the reading)\n\
+         {aws} dynamodb scan --table-name {} {alerted_only}\n\
          # reactor-1's readings between two instants (UTC)\n\
          {query}\n\
          # alerts, one per hot reading (the alert topic, for machines)\n\
@@ -84,7 +86,7 @@ pub(super) fn banner(
         resources.on_call_topic_arn,
         resources.on_call_queue_url,
         names.dead_letter_bucket,
-        attr::READING_ID,
+        names.table,
         names.table,
         resources.alerts_queue_url,
         resources.on_call_queue_url,

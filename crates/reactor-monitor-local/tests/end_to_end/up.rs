@@ -307,23 +307,27 @@ fn the_tutorial_walkthrough_works_with_the_real_aws_cli_and_ctrl_c_stops_everyth
     assert_eq!(page["Subject"], "opened warning");
     assert_eq!(page["MessageAttributes"]["action"]["Value"], "opened");
 
-    // The warning's ledger item is in the table; the printed scan returns readings only.
-    let whole_table = format!(
-        "aws --endpoint-url {endpoint} --region us-east-1 dynamodb scan --table-name indications-table"
-    );
-    eventually("the alert ledger item is written", || {
-        let all = json(&shell(&whole_table, dir.path()));
-        let items = all["Items"].as_array()?.clone();
-        items
-            .iter()
-            .any(|i| i["kind"]["S"] == "alert")
-            .then_some(())
+    // The warning's reading records its alert (the ledger); the printed scan of alerted
+    // readings returns it with the message id the alert went out with.
+    let alerted = eventually("the warning's reading is written with its alert", || {
+        let scan = json(&shell(
+            printed(&lines, &["dynamodb scan", "attribute_exists(message_id)"]),
+            dir.path(),
+        ));
+        let items = scan["Items"].as_array()?.clone();
+        (!items.is_empty()).then_some(items)
     });
+    assert!(
+        alerted
+            .iter()
+            .all(|i| i["kind"]["S"] == "reading" && i["message_id"]["S"].as_str().is_some()),
+        "the printed scan returns alerted readings: {alerted:?}"
+    );
     let scan = json(&shell(printed(&lines, &["dynamodb scan"]), dir.path()));
     let items = scan["Items"].as_array().unwrap();
     assert!(
-        !items.is_empty() && items.iter().all(|i| i["kind"]["S"] == "reading"),
-        "the printed scan returns readings only: {scan}"
+        items.len() >= alerted.len() && items.iter().all(|i| i["kind"]["S"] == "reading"),
+        "the printed scan returns every reading: {scan}"
     );
 
     // The corrupted record is in the dead-letter bucket byte for byte, with its reason.

@@ -19,7 +19,7 @@ use aws_smithy_mocks::{Rule, mock};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
-use reactor_monitor::adapters::dynamodb::{KIND_ALERT, KIND_READING, attr};
+use reactor_monitor::adapters::dynamodb::{KIND_READING, attr};
 use reactor_monitor::adapters::sns::{self};
 use reactor_monitor::domain::Severity;
 use reactor_monitor::pipeline::{BatchReport, Outcome};
@@ -114,9 +114,18 @@ fn readings_left_unprocessed(
         })
 }
 
+/// Whether a write carries an alert's record: a reading with its alert's message id.
+fn carries_alert(input: &BatchWriteItemInput) -> bool {
+    write_requests(input)
+        .iter()
+        .filter_map(|w| w.put_request())
+        .any(|put| put.item().contains_key(attr::MESSAGE_ID))
+}
+
+/// Readings writes that carry no alert.
 fn readings_stored() -> Rule {
     mock!(aws_sdk_dynamodb::Client::batch_write_item)
-        .match_requests(|req| writes_kind(req, KIND_READING))
+        .match_requests(|req| writes_kind(req, KIND_READING) && !carries_alert(req))
         .then_output(|| BatchWriteItemOutput::builder().build())
 }
 
@@ -136,21 +145,29 @@ fn readings_chunk_rejected(sequence_number: &'static str, error_type: &'static s
         })
 }
 
-/// Ledger writes (alerts recorded as published); every call's sequence numbers go to `calls`.
+/// Readings writes that record alerts as published (readings with their message ids); the
+/// sequence numbers of each call's alerting readings go to `calls`.
 fn ledger_records(calls: &Log<Vec<String>>) -> Rule {
     let calls = Arc::clone(calls);
     mock!(aws_sdk_dynamodb::Client::batch_write_item)
         .match_requests(move |req| {
-            let ledger = writes_kind(req, KIND_ALERT);
+            let ledger = carries_alert(req);
             if ledger {
-                calls.lock().unwrap().push(written_sequence_numbers(req));
+                let recorded = write_requests(req)
+                    .iter()
+                    .filter_map(|w| w.put_request())
+                    .filter(|put| put.item().contains_key(attr::MESSAGE_ID))
+                    .map(|put| sequence_number_of(put.item()))
+                    .collect();
+                calls.lock().unwrap().push(recorded);
             }
             ledger
         })
         .then_output(|| BatchWriteItemOutput::builder().build())
 }
 
-/// Ledger lookups: the alerts of `sequence_numbers` were published before.
+/// Ledger lookups: the alerts of `sequence_numbers` were published before (their readings
+/// are stored with a message id); the other alerts' readings are absent.
 fn ledger_holding(sequence_numbers: &'static [&'static str]) -> Rule {
     mock!(aws_sdk_dynamodb::Client::batch_get_item).then_compute_output(move |req| {
         let found: Vec<HashMap<String, AttributeValue>> = req
@@ -160,6 +177,10 @@ fn ledger_holding(sequence_numbers: &'static [&'static str]) -> Rule {
             .unwrap_or_default()
             .into_iter()
             .filter(|key| sequence_numbers.contains(&sequence_number_of(key).as_str()))
+            .map(|mut key| {
+                key.insert(attr::MESSAGE_ID.into(), AttributeValue::S("earlier".into()));
+                key
+            })
             .collect();
         BatchGetItemOutput::builder()
             .responses(TABLE, found)
@@ -628,7 +649,12 @@ async fn the_partial_batch_response_lists_exactly_the_failed_sequence_numbers() 
         }
     ));
     assert!(!report.nothing_done());
-    assert_eq!(logged(&ledger_calls), [vec!["10"]]);
+    // One write carries the readings with the alerting ones: "10" with its message id (the
+    // ledger's record, no write of its own), "11" without; then "9" alone, again and again.
+    let writes = logged(&write_calls);
+    assert_eq!(writes[0].len(), 11);
+    assert!(writes[1..].iter().all(|call| call == &["9"]));
+    assert!(logged(&ledger_calls).is_empty());
 }
 
 #[tokio::test]

@@ -1,11 +1,13 @@
-//! DynamoDB: readings and the alert ledger in one table.
+//! DynamoDB: readings, and on a hot reading's item the alert published for it.
 //!
 //! Key design: partition key `reactor`, sort key `reading_id` =
 //! `<UTC instant, fixed width>#<shard id>#<sequence number>`. "Readings of reactor X between
 //! t1 and t2" is one Query (`reactor = X AND reading_id BETWEEN t1 AND t2~`), and a replayed
 //! Kinesis record maps to the same key, so writing it again overwrites and never duplicates.
-//! The ledger of published alerts lives beside, under `reading_id = alert#<reading id>`, out
-//! of the way of time-range queries; it is the reactor's alert history too.
+//! The ledger of published alerts is the readings themselves: a hot reading is written after its
+//! alert is published, with the alert's `severity`, SNS `message_id` and `published_at`, so a
+//! replay finds the alert sent by reading the reading's own key, and recording it costs no
+//! write of its own.
 
 use crate::operation::AwsOperation;
 use std::collections::HashMap;
@@ -23,8 +25,8 @@ use crate::sinks;
 use super::retry::{UNPROCESSED_ATTEMPTS, backoff};
 use super::sdk_failure;
 use crate::ports::{
-    Alert, AlertLedger, FailureKind, ItemResults, Located, ReadingStore, TransientError,
-    note_request_id,
+    Alert, AlertLedger, FailureKind, ItemResults, Located, ReadingStore, ReadingWrite,
+    TransientError, note_request_id,
 };
 
 /// Attribute names of the table.
@@ -49,11 +51,8 @@ pub mod attr {
     pub const PUBLISHED_AT: &str = "published_at";
 }
 
-/// Values of the `kind` attribute.
+/// Value of the `kind` attribute of a reading's item.
 pub const KIND_READING: &str = "reading";
-pub const KIND_ALERT: &str = "alert";
-/// How a ledger item's `reading_id` starts: `alert#<reading id>`.
-pub const ALERT_PREFIX: &str = "alert#";
 
 /// BatchWriteItem takes at most 25 put requests.
 pub const MAX_BATCH_WRITE_ITEMS: usize = 25;
@@ -140,44 +139,72 @@ impl DynamoDbStore {
         item
     }
 
-    pub(super) fn ledger_key(alert: &Alert<'_>) -> HashMap<String, AttributeValue> {
+    /// The item of a reading to write: [`Self::reading_item`], plus, when this delivery
+    /// published its alert, `severity`, `message_id` and `published_at` (UTC, ms): the alert
+    /// ledger's record.
+    pub fn write_item(write: &ReadingWrite<'_>) -> HashMap<String, AttributeValue> {
+        let mut item = Self::reading_item(&write.located);
+        if let Some(alert) = write.alert {
+            item.extend([
+                (
+                    attr::SEVERITY.into(),
+                    AttributeValue::S(alert.severity.as_str().into()),
+                ),
+                (
+                    attr::MESSAGE_ID.into(),
+                    AttributeValue::S(alert.message_id.into()),
+                ),
+                (
+                    attr::PUBLISHED_AT.into(),
+                    AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
+                ),
+            ]);
+        }
+        item
+    }
+
+    /// The key of a reading's item: what the alert ledger looks up.
+    pub(super) fn reading_key(located: &Located<'_>) -> HashMap<String, AttributeValue> {
         HashMap::from([
             (
                 attr::REACTOR.into(),
-                AttributeValue::S(alert.located.reading.reactor.clone()),
+                AttributeValue::S(located.reading.reactor.clone()),
             ),
             (
                 attr::READING_ID.into(),
-                AttributeValue::S(format!(
-                    "{ALERT_PREFIX}{}",
-                    Self::reading_id(&alert.located)
-                )),
+                AttributeValue::S(Self::reading_id(located)),
             ),
         ])
     }
 
-    pub(super) fn ledger_item(
-        alert: &Alert<'_>,
-        message_id: &str,
-    ) -> HashMap<String, AttributeValue> {
-        let mut item = Self::ledger_key(alert);
-        item.extend([
-            (attr::KIND.into(), AttributeValue::S(KIND_ALERT.into())),
-            (
-                attr::SEVERITY.into(),
-                AttributeValue::S(alert.severity.as_str().into()),
-            ),
-            (
-                attr::MESSAGE_ID.into(),
-                AttributeValue::S(message_id.into()),
-            ),
-            (
-                attr::PUBLISHED_AT.into(),
-                AttributeValue::S(Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)),
-            ),
-        ]);
-        item.extend(temperature(alert.located.reading.temp_c));
-        item
+    /// The ledger's lookup of alerts: their readings' keys, projected to the key and the
+    /// message id (an item without `message_id` is a reading whose alert is not out).
+    pub(super) fn ledger_lookup(
+        alerts: &[Alert<'_>],
+    ) -> Result<KeysAndAttributes, aws_sdk_dynamodb::error::BuildError> {
+        KeysAndAttributes::builder()
+            .set_keys(Some(
+                alerts
+                    .iter()
+                    .map(|a| Self::reading_key(&a.located))
+                    .collect(),
+            ))
+            .projection_expression("#r, #id, #m")
+            .expression_attribute_names("#r", attr::REACTOR)
+            .expression_attribute_names("#id", attr::READING_ID)
+            .expression_attribute_names("#m", attr::MESSAGE_ID)
+            .consistent_read(true)
+            .build()
+    }
+
+    /// Of the items a ledger lookup returned, the keys of alerts published.
+    pub(super) fn published_keys<'i>(
+        items: impl IntoIterator<Item = &'i HashMap<String, AttributeValue>>,
+    ) -> impl Iterator<Item = (AttributeValue, AttributeValue)> {
+        items
+            .into_iter()
+            .filter(|item| item.contains_key(attr::MESSAGE_ID))
+            .map(key_of)
     }
 
     /// Writes the items of `batch`; when DynamoDB refuses the whole call as invalid
@@ -314,38 +341,24 @@ impl ReadingStore for DynamoDbStore {
     const OPERATION: AwsOperation = AwsOperation::DynamoDbBatchWriteItem;
     const MAX_BATCH: usize = MAX_BATCH_WRITE_ITEMS;
 
-    async fn put_readings(&self, batch: &[Located<'_>]) -> ItemResults {
-        self.write_isolating(Self::OPERATION, batch, Self::reading_item)
+    async fn put_readings(&self, batch: &[ReadingWrite<'_>]) -> ItemResults {
+        self.write_isolating(Self::OPERATION, batch, Self::write_item)
             .await
     }
 }
 
 impl AlertLedger for DynamoDbStore {
     const LOOKUP_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchGetItem;
-    const RECORD_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchWriteItem;
-    const MAX_BATCH: usize = MAX_BATCH_WRITE_ITEMS;
 
     async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
-        let keys: Vec<HashMap<String, AttributeValue>> =
-            alerts.iter().map(Self::ledger_key).collect();
+        let lookup = Self::ledger_lookup(alerts).map_err(|e| {
+            TransientError::new(Self::LOOKUP_OPERATION, FailureKind::Service, "invalid keys")
+                .with_source(e)
+        })?;
+        let keys: Vec<(AttributeValue, AttributeValue)> =
+            lookup.keys().iter().map(key_of).collect();
         let mut found: Vec<(AttributeValue, AttributeValue)> = Vec::new();
-        let mut pending = Some(
-            KeysAndAttributes::builder()
-                .set_keys(Some(keys.clone()))
-                .projection_expression("#r, #id")
-                .expression_attribute_names("#r", attr::REACTOR)
-                .expression_attribute_names("#id", attr::READING_ID)
-                .consistent_read(true)
-                .build()
-                .map_err(|e| {
-                    TransientError::new(
-                        Self::LOOKUP_OPERATION,
-                        FailureKind::Service,
-                        "invalid keys",
-                    )
-                    .with_source(e)
-                })?,
-        );
+        let mut pending = Some(lookup);
         for attempt in 0..UNPROCESSED_ATTEMPTS {
             let Some(request) = pending.take() else { break };
             if attempt > 0 {
@@ -360,13 +373,9 @@ impl AlertLedger for DynamoDbStore {
             note_request_id(out.request_id());
             let out = out.map_err(|e| sdk_failure(Self::LOOKUP_OPERATION, e))?;
             if let Some(mut responses) = out.responses {
-                found.extend(
-                    responses
-                        .remove(&self.table)
-                        .unwrap_or_default()
-                        .iter()
-                        .map(key_of),
-                );
+                found.extend(Self::published_keys(
+                    &responses.remove(&self.table).unwrap_or_default(),
+                ));
             }
             pending = out
                 .unprocessed_keys
@@ -380,13 +389,6 @@ impl AlertLedger for DynamoDbStore {
                 format!("keys still unprocessed after {UNPROCESSED_ATTEMPTS} attempts"),
             ));
         }
-        Ok(keys.iter().map(|k| found.contains(&key_of(k))).collect())
-    }
-
-    async fn record_sent(&self, alerts: &[(Alert<'_>, String)]) -> ItemResults {
-        self.write_isolating(Self::RECORD_OPERATION, alerts, |(a, id)| {
-            Self::ledger_item(a, id)
-        })
-        .await
+        Ok(keys.iter().map(|k| found.contains(k)).collect())
     }
 }

@@ -1,6 +1,7 @@
 //! DynamoDB: alert-episode state, one item per reactor in a table of its own (key `reactor`),
 //! read in the same BatchGetItem as the alert ledger's lookup and written with conditional
-//! puts in the same TransactWriteItems as the ledger's records, once per batch. A table of its own rather than a reserved sort key in the
+//! puts in one TransactWriteItems per batch, when a state changed. A table of its own rather
+//! than a reserved sort key in the
 //! readings table: the silence check scans every reactor's state, and a scan of the readings
 //! table would read every reading.
 
@@ -15,8 +16,8 @@ use super::dynamodb::{DynamoDbStore, MAX_BATCH_GET_KEYS};
 use super::sdk_failure;
 use crate::domain::episode::ReactorState;
 use crate::ports::{
-    Alert, AlertLedger, EpisodeStore, FailureKind, ItemResults, Loaded, StateChange,
-    TransientError, VersionedState, note_request_id,
+    Alert, EpisodeStore, FailureKind, ItemResults, Loaded, StateChange, TransientError,
+    VersionedState, note_request_id,
 };
 
 /// TransactWriteItems takes at most 100 actions
@@ -97,40 +98,39 @@ impl EpisodeStore for DynamoDbStore {
     const MAX_LOAD: usize = MAX_BATCH_GET_KEYS;
     const MAX_SAVE: usize = MAX_TRANSACT_ITEMS;
 
-    /// One BatchGetItem naming both tables: the episode states (key `reactor`) and the alert
-    /// ledger's items (projected to their keys), unprocessed keys of either asked again.
+    /// One BatchGetItem naming both tables: the episode states (key `reactor`) and the alerts'
+    /// readings (the ledger, `DynamoDbStore::ledger_lookup`), unprocessed keys of either asked
+    /// again. Without reactors the episode table is not named (nor needed).
     async fn load(
         &self,
         reactors: &[&str],
         alerts: &[Alert<'_>],
     ) -> Result<Loaded, TransientError> {
-        let episode_table = self.episode_table(LOAD)?;
         let invalid =
             |e| TransientError::new(LOAD, FailureKind::Service, "bad request").with_source(e);
-        let state_keys: Vec<HashMap<String, AttributeValue>> = reactors
-            .iter()
-            .map(|r| HashMap::from([(attr::REACTOR.to_owned(), AttributeValue::S((*r).into()))]))
-            .collect();
-        let ledger_keys: Vec<HashMap<String, AttributeValue>> =
-            alerts.iter().map(Self::ledger_key).collect();
         let mut pending: HashMap<String, KeysAndAttributes> = HashMap::new();
-        if !state_keys.is_empty() {
+        let episode_table = if reactors.is_empty() {
+            None
+        } else {
+            let table = self.episode_table(LOAD)?;
+            let state_keys = reactors
+                .iter()
+                .map(|r| {
+                    HashMap::from([(attr::REACTOR.to_owned(), AttributeValue::S((*r).into()))])
+                })
+                .collect();
             let request = KeysAndAttributes::builder()
                 .set_keys(Some(state_keys))
                 .consistent_read(true)
                 .build()
                 .map_err(invalid)?;
-            pending.insert(episode_table.to_owned(), request);
-        }
-        if !ledger_keys.is_empty() {
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(ledger_keys.clone()))
-                .projection_expression("#r, #id")
-                .expression_attribute_names("#r", super::dynamodb::attr::REACTOR)
-                .expression_attribute_names("#id", super::dynamodb::attr::READING_ID)
-                .consistent_read(true)
-                .build()
-                .map_err(invalid)?;
+            pending.insert(table.to_owned(), request);
+            Some(table)
+        };
+        let mut ledger_keys = Vec::new();
+        if !alerts.is_empty() {
+            let request = Self::ledger_lookup(alerts).map_err(invalid)?;
+            ledger_keys = request.keys().iter().map(super::dynamodb::key_of).collect();
             pending.insert(self.table.clone(), request);
         }
         let mut found: HashMap<String, VersionedState> = HashMap::new();
@@ -157,18 +157,16 @@ impl EpisodeStore for DynamoDbStore {
             note_request_id(out.request_id());
             let out = out.map_err(|e| sdk_failure(LOAD, e))?;
             let mut responses = out.responses.unwrap_or_default();
-            for item in responses.remove(episode_table).unwrap_or_default() {
-                if let Some((reactor, state)) = Self::episode_of(&item) {
-                    found.insert(reactor, state);
+            if let Some(table) = episode_table {
+                for item in responses.remove(table).unwrap_or_default() {
+                    if let Some((reactor, state)) = Self::episode_of(&item) {
+                        found.insert(reactor, state);
+                    }
                 }
             }
-            published.extend(
-                responses
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(super::dynamodb::key_of),
-            );
+            published.extend(Self::published_keys(
+                &responses.remove(&self.table).unwrap_or_default(),
+            ));
             pending = out
                 .unprocessed_keys
                 .unwrap_or_default()
@@ -178,66 +176,26 @@ impl EpisodeStore for DynamoDbStore {
         }
         Ok(Loaded {
             states: reactors.iter().map(|r| found.remove(*r)).collect(),
-            sent: ledger_keys
-                .iter()
-                .map(|k| published.contains(&super::dynamodb::key_of(k)))
-                .collect(),
+            sent: ledger_keys.iter().map(|k| published.contains(k)).collect(),
         })
     }
 
-    /// One transaction of the conditional state puts and the ledger's puts; when it is
-    /// cancelled because some states moved on, those changes fail ([`FailureKind::Unprocessed`])
-    /// and the other items are written in a second transaction. Without state changes the
-    /// ledger records go in a BatchWriteItem (half the write units of a transaction).
-    async fn save(
-        &self,
-        changes: &[StateChange<'_>],
-        sent: &[(Alert<'_>, String)],
-    ) -> (ItemResults, ItemResults) {
-        if changes.is_empty() {
-            return (Vec::new(), self.record_sent(sent).await);
-        }
+    /// One transaction of the conditional state puts; when it is cancelled because some
+    /// states moved on, those changes fail ([`FailureKind::Unprocessed`]) and the others are
+    /// written in a second transaction.
+    async fn save(&self, changes: &[StateChange<'_>]) -> ItemResults {
         let table = match self.episode_table(SAVE) {
             Ok(table) => table,
-            Err(e) => {
-                return (
-                    vec![Err(e.clone()); changes.len()],
-                    vec![Err(e); sent.len()],
-                );
-            }
+            Err(e) => return vec![Err(e); changes.len()],
         };
-        let mut items = Vec::with_capacity(changes.len() + sent.len());
-        for change in changes {
-            match transact_put(table, change) {
-                Ok(item) => items.push(item),
-                Err(e) => {
-                    return (
-                        vec![Err(e.clone()); changes.len()],
-                        vec![Err(e); sent.len()],
-                    );
-                }
-            }
+        match changes
+            .iter()
+            .map(|change| transact_put(table, change))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(items) => self.transact(items).await,
+            Err(e) => vec![Err(e); changes.len()],
         }
-        for (alert, message_id) in sent {
-            let put = Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(Self::ledger_item(alert, message_id)))
-                .build();
-            match put {
-                Ok(put) => items.push(TransactWriteItem::builder().put(put).build()),
-                Err(e) => {
-                    let e =
-                        TransientError::new(SAVE, FailureKind::Service, "bad put").with_source(e);
-                    return (
-                        vec![Err(e.clone()); changes.len()],
-                        vec![Err(e); sent.len()],
-                    );
-                }
-            }
-        }
-        let mut results = self.transact(items).await;
-        let ledger = results.split_off(changes.len());
-        (results, ledger)
     }
 
     async fn all_states(&self) -> Result<Vec<(String, VersionedState)>, TransientError> {

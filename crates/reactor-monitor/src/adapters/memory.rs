@@ -2,13 +2,13 @@
 
 use crate::operation::AwsOperation;
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::domain::episode::Notification;
 use crate::domain::{RejectReason, SequenceNumber, Severity};
 use crate::ports::{
     Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureKind,
-    ItemResults, Loaded, Located, Notice, OnCallPublisher, ReadingStore, StateChange,
+    ItemResults, Loaded, Notice, OnCallPublisher, ReadingStore, ReadingWrite, StateChange,
     TransientError, VersionedState,
 };
 
@@ -62,9 +62,22 @@ fn failure(operation: AwsOperation, kind: FailureKind) -> TransientError {
     TransientError::new(operation, kind, "injected fault")
 }
 
-/// Readings and the alert ledger in memory.
+/// Readings and episode states in memory, shared by its clones: the pipeline's `store` and
+/// `ledger` are one table, as they are in DynamoDB.
+#[derive(Clone, Default)]
+pub struct MemoryStore(Arc<MemoryTables>);
+
+impl std::ops::Deref for MemoryStore {
+    type Target = MemoryTables;
+
+    fn deref(&self) -> &MemoryTables {
+        &self.0
+    }
+}
+
+/// What a [`MemoryStore`] holds; `ledger` has the keys of readings stored with their alert.
 #[derive(Default)]
-pub struct MemoryStore {
+pub struct MemoryTables {
     pub readings: Mutex<BTreeMap<Key, (String, f64)>>,
     pub puts: Mutex<usize>,
     pub ledger: Mutex<HashSet<Key>>,
@@ -80,13 +93,14 @@ impl ReadingStore for MemoryStore {
     const OPERATION: AwsOperation = AwsOperation::DynamoDbBatchWriteItem;
     const MAX_BATCH: usize = 25;
 
-    async fn put_readings(&self, batch: &[Located<'_>]) -> ItemResults {
+    async fn put_readings(&self, batch: &[ReadingWrite<'_>]) -> ItemResults {
         if self.faults.call_fails() {
             return vec![Err(failure(Self::OPERATION, FailureKind::Throttled)); batch.len()];
         }
         batch
             .iter()
-            .map(|l| {
+            .map(|w| {
+                let l = &w.located;
                 if self.faults.item_fails(&l.origin.sequence_number) {
                     return Err(failure(Self::OPERATION, FailureKind::Unprocessed));
                 }
@@ -95,6 +109,13 @@ impl ReadingStore for MemoryStore {
                     .lock()
                     .unwrap()
                     .insert(key(l.origin), (l.reading.reactor.clone(), l.reading.temp_c));
+                // The item is the ledger: written again without an alert, it has none.
+                let mut ledger = self.ledger.lock().unwrap();
+                if w.alert.is_some() {
+                    ledger.insert(key(l.origin));
+                } else {
+                    ledger.remove(&key(l.origin));
+                }
                 Ok(())
             })
             .collect()
@@ -103,8 +124,6 @@ impl ReadingStore for MemoryStore {
 
 impl AlertLedger for MemoryStore {
     const LOOKUP_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchGetItem;
-    const RECORD_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchWriteItem;
-    const MAX_BATCH: usize = 25;
 
     async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
         let ledger = self.ledger.lock().unwrap();
@@ -112,17 +131,6 @@ impl AlertLedger for MemoryStore {
             .iter()
             .map(|a| ledger.contains(&key(a.located.origin)))
             .collect())
-    }
-
-    async fn record_sent(&self, alerts: &[(Alert<'_>, String)]) -> ItemResults {
-        let mut ledger = self.ledger.lock().unwrap();
-        alerts
-            .iter()
-            .map(|(a, _)| {
-                ledger.insert(key(a.located.origin));
-                Ok(())
-            })
-            .collect()
     }
 }
 
@@ -144,42 +152,29 @@ impl EpisodeStore for MemoryStore {
         })
     }
 
-    async fn save(
-        &self,
-        changes: &[StateChange<'_>],
-        sent: &[(Alert<'_>, String)],
-    ) -> (ItemResults, ItemResults) {
-        if changes.is_empty() {
-            return (Vec::new(), self.record_sent(sent).await);
-        }
+    async fn save(&self, changes: &[StateChange<'_>]) -> ItemResults {
         if self.episode_faults.call_fails() {
             let e = failure(Self::SAVE_OPERATION, FailureKind::Throttled);
-            return (
-                vec![Err(e.clone()); changes.len()],
-                vec![Err(e); sent.len()],
-            );
+            return vec![Err(e); changes.len()];
         }
-        let results = {
-            let mut states = self.episodes.lock().unwrap();
-            changes
-                .iter()
-                .map(|c| {
-                    let current = states.get(c.reactor).map(|s| s.version);
-                    if current != c.expected_version {
-                        return Err(failure(Self::SAVE_OPERATION, FailureKind::Unprocessed));
-                    }
-                    states.insert(
-                        c.reactor.to_owned(),
-                        VersionedState {
-                            state: c.state.clone(),
-                            version: current.map_or(1, |v| v + 1),
-                        },
-                    );
-                    Ok(())
-                })
-                .collect()
-        };
-        (results, self.record_sent(sent).await)
+        let mut states = self.episodes.lock().unwrap();
+        changes
+            .iter()
+            .map(|c| {
+                let current = states.get(c.reactor).map(|s| s.version);
+                if current != c.expected_version {
+                    return Err(failure(Self::SAVE_OPERATION, FailureKind::Unprocessed));
+                }
+                states.insert(
+                    c.reactor.to_owned(),
+                    VersionedState {
+                        state: c.state.clone(),
+                        version: current.map_or(1, |v| v + 1),
+                    },
+                );
+                Ok(())
+            })
+            .collect()
     }
 
     async fn all_states(&self) -> Result<Vec<(String, VersionedState)>, TransientError> {
@@ -276,9 +271,10 @@ impl DeadLetterSink for MemoryDeadLetters {
 pub fn pipeline(
     max_in_flight: usize,
 ) -> crate::pipeline::Pipeline<MemoryStore, MemoryStore, MemoryAlerts, MemoryDeadLetters> {
+    let store = MemoryStore::default();
     crate::pipeline::Pipeline {
-        store: MemoryStore::default(),
-        ledger: MemoryStore::default(),
+        ledger: store.clone(),
+        store,
         publisher: MemoryAlerts::default(),
         dead_letters: MemoryDeadLetters::default(),
         thresholds: crate::domain::Thresholds::default(),
