@@ -57,6 +57,11 @@ impl AwsFunction {
                     .map(|e| e.table_name.clone())
                     .unwrap_or_default(),
                 topic_arn: config.alert_topic_arn.clone(),
+                on_call_topic_arn: config
+                    .episodes
+                    .as_ref()
+                    .map(|e| e.on_call_topic_arn.clone())
+                    .unwrap_or_default(),
                 bucket: config.dead_letter_bucket.clone(),
             },
             join_xray_trace: config.join_xray_trace,

@@ -82,6 +82,11 @@ impl AwsOperation {
     pub const fn publishes_alerts(self) -> bool {
         matches!(self, Self::SnsPublishBatch | Self::SnsPublish)
     }
+
+    /// Whether the call publishes on-call notices to the on-call topic (a PRODUCER span).
+    pub const fn publishes_notices(self) -> bool {
+        matches!(self, Self::SnsOnCallPublishBatch)
+    }
 }
 
 impl fmt::Display for AwsOperation {

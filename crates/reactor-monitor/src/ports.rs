@@ -270,8 +270,8 @@ pub struct Notice<'a> {
     pub notification: &'a Notification,
     /// The record of the reading that caused it (`None` for the silence check).
     pub origin: Option<&'a Origin>,
-    /// The W3C trace context the reading's producer sent, if any. The record's own span ids
-    /// do not exist yet when the notice is published: spans are built after the batch.
+    /// The W3C trace context the reading's producer sent, if any. (The notice's own context, in
+    /// the reading's trace, is decided by the publisher: `propagation::notice_trace_headers`.)
     pub traceparent: Option<&'a str>,
 }
 

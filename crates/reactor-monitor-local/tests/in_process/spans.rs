@@ -25,6 +25,7 @@ fn targets() -> CallTargets {
         table_name: "indications-table".into(),
         episode_table_name: "reactor-episodes".into(),
         topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-notifications".into(),
+        on_call_topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-on-call".into(),
         bucket: "dead-letters".into(),
     }
 }
@@ -149,8 +150,8 @@ async fn every_record_has_a_subtree_tagged_with_its_flow() {
             "DynamoDB.BatchGetItem",
             "DynamoDB.BatchWriteItem",
             "DynamoDB.TransactWriteItems",
-            "SNS.PublishBatch",
-            "decode"
+            "decode",
+            "publish reactor-on-call"
         ]
     );
     assert_eq!(
@@ -159,9 +160,9 @@ async fn every_record_has_a_subtree_tagged_with_its_flow() {
             "DynamoDB.BatchGetItem",
             "DynamoDB.BatchWriteItem",
             "DynamoDB.TransactWriteItems",
-            "SNS.PublishBatch",
             "decode",
             "publish reactor-notifications",
+            "publish reactor-on-call",
         ]
     );
     assert_eq!(

@@ -5,10 +5,15 @@
 use crate::operation::AwsOperation;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use serde::Serialize;
+use std::collections::HashMap;
 
 use super::sns::{MAX_PUBLISH_BATCH_ENTRIES, SnsAlerts, publish_batch};
 use crate::domain::episode::Notification;
 use crate::ports::{FailureKind, Notice, OnCallPublisher, TransientError};
+use crate::telemetry::propagation::notice_trace_headers;
+
+/// The W3C trace context header a notice carries, in its attributes and body.
+const TRACEPARENT: &str = "traceparent";
 
 /// Message attribute names of on-call messages, for subscription filter policies.
 pub mod attr {
@@ -24,8 +29,8 @@ pub mod attr {
 /// SNS `PublishBatch`, like the alert topic's): its failures page apart from the alerts'.
 pub const OPERATION: AwsOperation = AwsOperation::SnsOnCallPublishBatch;
 
-/// Why a notice has no `traceparent` of the record's own span.
-pub const TRACE_NOTE: &str = "the record span is built after the batch: find it by reading.shard_id and reading.sequence_number (messaging.message.id); traceparent is the producer's, when it sent one";
+/// What the trace fields of a notice are, for whoever reads one.
+pub const TRACE_NOTE: &str = "traceparent: the on-call publish span under the record span of the reading that caused this notice (its trace in X-Ray or Jaeger); producer_traceparent: the reading's producer's, when it sent one; reading.sequence_number is the record span's messaging.message.id";
 
 /// The message body of an on-call notification (JSON).
 #[derive(Debug, Serialize)]
@@ -34,8 +39,12 @@ pub struct OnCallMessage<'a> {
     pub notification: &'a Notification,
     /// The Kinesis record of the reading that caused it; absent for `silent`.
     pub reading: Option<ReadingRef<'a>>,
+    /// W3C trace context of the on-call publish span under the record span of the reading
+    /// that caused it (`propagation::notice_trace_headers`), when the function exports spans;
+    /// absent for `silent` (the silence check is not traced).
+    pub traceparent: Option<String>,
     /// W3C trace context of the reading's producer, when the payload carried one.
-    pub traceparent: Option<&'a str>,
+    pub producer_traceparent: Option<&'a str>,
     pub trace_note: &'static str,
 }
 
@@ -47,15 +56,17 @@ pub struct ReadingRef<'a> {
 }
 
 impl SnsAlerts {
-    /// The JSON body of a notice.
-    pub fn on_call_message(notice: &Notice<'_>) -> String {
+    /// The JSON body of a notice; `trace` = its W3C trace context headers
+    /// ([`notice_trace_headers`] of the reading's record).
+    pub fn on_call_message(notice: &Notice<'_>, trace: &HashMap<String, String>) -> String {
         serde_json::to_string(&OnCallMessage {
             notification: notice.notification,
             reading: notice.origin.map(|o| ReadingRef {
                 shard_id: &o.shard_id,
                 sequence_number: o.sequence_number.to_string(),
             }),
-            traceparent: notice.traceparent,
+            traceparent: trace.get(TRACEPARENT).cloned(),
+            producer_traceparent: notice.traceparent,
             trace_note: TRACE_NOTE,
         })
         .expect("a notice serializes")
@@ -76,11 +87,18 @@ impl SnsAlerts {
                 .string_value(value)
                 .build()
         };
-        PublishBatchRequestEntry::builder()
+        let trace = notice.origin.map(notice_trace_headers).unwrap_or_default();
+        let mut entry = PublishBatchRequestEntry::builder();
+        // The W3C headers as message attributes too, as on alerts: a consumer continues the
+        // reading's trace without parsing the body.
+        for (name, value) in &trace {
+            entry = entry.message_attributes(name, string(value).map_err(invalid)?);
+        }
+        entry
             .id(id.to_string())
             // ASCII only (SNS subjects): the reactor id is in the body and the attributes.
             .subject(format!("{} {}", n.action, n.severity))
-            .message(Self::on_call_message(notice))
+            .message(Self::on_call_message(notice, &trace))
             .message_attributes(attr::ACTION, string(n.action.as_str()).map_err(invalid)?)
             .message_attributes(
                 attr::SEVERITY,

@@ -1,14 +1,17 @@
 //! Trace context across process boundaries: the X-Ray header of the invocation, the W3C
-//! `traceparent` a producer puts in a payload, and the one each alert goes out with.
+//! `traceparent` a producer puts in a payload, and the one each alert and on-call notice goes
+//! out with.
 //!
 //! An alert carries the context of its PRODUCER span (`publish <topic>`), so that whoever
 //! consumes it continues the reading's trace. The spans of a record are built after the batch
 //! (`traces`), so that context is decided before the publication: [`AlertContexts`] gives each
 //! alerting record, on its first publication, a span id and a place among the invocation's
 //! traced records (alerts first), hence the trace it will be emitted in; emission then starts
-//! the publish span with exactly those ids. Like OpenTelemetry's own propagation (and like the
-//! request id of `ports::note_request_id`), the contexts are ambient to the invocation's task:
-//! the SNS adapter asks [`alert_trace_headers`] and the ports stay as they are.
+//! the publish span with exactly those ids. An on-call notice carries, the same way, the
+//! context of the on-call publish span under the record of the reading that caused it
+//! ([`notice_trace_headers`]). Like OpenTelemetry's own propagation (and like the request id
+//! of `ports::note_request_id`), the contexts are ambient to the invocation's task: the SNS
+//! adapters ask for them and the ports stay as they are.
 //!
 //! An alert published while the invocation is not sampled still carries its context, with
 //! the sampled flag 00 (W3C: the caller did not record; a consumer may decide for itself).
@@ -70,22 +73,41 @@ fn key(origin: &Origin) -> RecordKey {
     )
 }
 
-/// The trace contexts of the alerts of one invocation, decided at their first publication.
+/// The trace contexts of the publications of one invocation (alerts, and on-call notices),
+/// decided at their first publication.
 #[derive(Debug)]
 pub struct AlertContexts {
     invocation: SpanContext,
     records_per_trace: usize,
-    assigned: Mutex<HashMap<RecordKey, PublishSpan>>,
+    assigned: Mutex<HashMap<RecordKey, Place>>,
 }
 
-/// The publish span of an alerting record, decided before the call.
+/// A publishing record's place among the invocation's traced records and the ids of its
+/// PRODUCER spans, decided before the calls.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    position: usize,
+    alert: Option<SpanId>,
+    notice: Option<SpanId>,
+}
+
+/// A publish span of a record, decided before the call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PublishSpan {
-    /// The record's place among the invocation's traced records: alerting records come
-    /// first, in order of publication, so that this place does not depend on what happens to
-    /// the records after.
+    /// The record's place among the invocation's traced records: records that published come
+    /// first, in order of their first publication, so that this place does not depend on
+    /// what happens to the records after.
     pub position: usize,
     pub span_id: SpanId,
+}
+
+/// Which of a record's publications.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publication {
+    /// Its alert, on the alert topic.
+    Alert,
+    /// The on-call notice(s) it caused, on the on-call topic.
+    Notice,
 }
 
 impl AlertContexts {
@@ -99,25 +121,59 @@ impl AlertContexts {
         }
     }
 
-    /// The publish span of the record at `origin`, decided now if it was not yet: a
+    /// The alert publish span of the record at `origin`, decided now if it was not yet: a
     /// publication retried (a split batch, a redelivery in the same invocation) goes out with
     /// the same context.
     pub fn publish_span(&self, origin: &Origin) -> PublishSpan {
+        self.span(origin, Publication::Alert)
+    }
+
+    /// The span of publication `which` of the record at `origin`, decided now if it was not
+    /// yet; the record's place is decided at its first publication of either kind.
+    pub fn span(&self, origin: &Origin, which: Publication) -> PublishSpan {
         let mut assigned = self.assigned.lock().expect("alert contexts lock");
         let position = assigned.len();
-        *assigned.entry(key(origin)).or_insert_with(|| PublishSpan {
+        let place = assigned.entry(key(origin)).or_insert(Place {
             position,
-            span_id: random_span_id(),
+            alert: None,
+            notice: None,
+        });
+        let id = match which {
+            Publication::Alert => &mut place.alert,
+            Publication::Notice => &mut place.notice,
+        };
+        PublishSpan {
+            position: place.position,
+            span_id: *id.get_or_insert_with(random_span_id),
+        }
+    }
+
+    /// The alert publish span decided for the record at `origin`, if it published.
+    pub fn decided(&self, origin: &Origin) -> Option<PublishSpan> {
+        self.decided_span(origin, Publication::Alert)
+    }
+
+    /// The span decided for publication `which` of the record at `origin`, if any.
+    pub fn decided_span(&self, origin: &Origin, which: Publication) -> Option<PublishSpan> {
+        let assigned = self.assigned.lock().expect("alert contexts lock");
+        let place = assigned.get(&key(origin))?;
+        let id = match which {
+            Publication::Alert => place.alert,
+            Publication::Notice => place.notice,
+        }?;
+        Some(PublishSpan {
+            position: place.position,
+            span_id: id,
         })
     }
 
-    /// The publish span decided for the record at `origin`, if it published.
-    pub fn decided(&self, origin: &Origin) -> Option<PublishSpan> {
+    /// The record's place, if it published anything.
+    pub fn position(&self, origin: &Origin) -> Option<usize> {
         let assigned = self.assigned.lock().expect("alert contexts lock");
-        assigned.get(&key(origin)).copied()
+        assigned.get(&key(origin)).map(|p| p.position)
     }
 
-    /// How many records published.
+    /// How many records published (alerts or notices).
     pub fn len(&self) -> usize {
         self.assigned.lock().expect("alert contexts lock").len()
     }
@@ -191,9 +247,20 @@ pub async fn with_alert_contexts<F: Future>(
 /// The W3C trace context headers (`traceparent`, and `tracestate` when not empty) the alert
 /// of the record at `origin` is published with; none outside [`with_alert_contexts`].
 pub fn alert_trace_headers(origin: &Origin) -> HashMap<String, String> {
+    trace_headers(origin, Publication::Alert)
+}
+
+/// The W3C trace context headers of the on-call publish span of the record at `origin` (the
+/// reading that caused a notice): in that reading's trace, under its record span. None
+/// outside [`with_alert_contexts`].
+pub fn notice_trace_headers(origin: &Origin) -> HashMap<String, String> {
+    trace_headers(origin, Publication::Notice)
+}
+
+fn trace_headers(origin: &Origin, which: Publication) -> HashMap<String, String> {
     let mut headers = HashMap::new();
     let _ = ALERT_CONTEXTS.try_with(|contexts| {
-        let context = contexts.context_of(contexts.publish_span(origin));
+        let context = contexts.context_of(contexts.span(origin, which));
         let cx = Context::new().with_remote_span_context(context);
         TraceContextPropagator::new().inject_context(&cx, &mut headers);
     });
@@ -258,6 +325,54 @@ mod tests {
         assert!(!headers.contains_key("tracestate"));
         assert!(
             alert_trace_headers(&origin).is_empty(),
+            "outside an invocation"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reading_that_alerts_and_pages_has_one_place_and_two_publish_spans() {
+        let invocation =
+            traceparent_context("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01").unwrap();
+        let contexts = Arc::new(AlertContexts::new(invocation, 150));
+        let origin = |seq: &str| Origin {
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: crate::domain::SequenceNumber::new(seq),
+            partition_key: "k".into(),
+            arrival: chrono::DateTime::UNIX_EPOCH,
+        };
+
+        let (notice, alert, other) = with_alert_contexts(Some(contexts.clone()), async {
+            (
+                notice_trace_headers(&origin("42")),
+                alert_trace_headers(&origin("42")),
+                notice_trace_headers(&origin("43")),
+            )
+        })
+        .await;
+
+        let decided_notice = contexts
+            .decided_span(&origin("42"), Publication::Notice)
+            .unwrap();
+        let decided_alert = contexts.decided(&origin("42")).unwrap();
+        assert_eq!(decided_notice.position, 0);
+        assert_eq!(decided_alert.position, 0, "one place per record");
+        assert_ne!(decided_notice.span_id, decided_alert.span_id);
+        assert_eq!(contexts.position(&origin("43")), Some(1));
+        assert_eq!(contexts.len(), 2);
+        assert_eq!(
+            notice.get("traceparent").map(String::as_str),
+            Some(
+                format!(
+                    "00-0af7651916cd43dd8448eb211c80319c-{}-01",
+                    decided_notice.span_id
+                )
+                .as_str()
+            )
+        );
+        assert_ne!(notice.get("traceparent"), alert.get("traceparent"));
+        assert_ne!(notice.get("traceparent"), other.get("traceparent"));
+        assert!(
+            notice_trace_headers(&origin("42")).is_empty(),
             "outside an invocation"
         );
     }

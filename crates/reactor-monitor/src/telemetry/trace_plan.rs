@@ -103,6 +103,8 @@ pub struct CallTargets {
     /// The table of alert episode states; empty when episodes are off.
     pub episode_table_name: String,
     pub topic_arn: String,
+    /// The on-call topic of episode notices; empty when episodes are off.
+    pub on_call_topic_arn: String,
     pub bucket: String,
 }
 

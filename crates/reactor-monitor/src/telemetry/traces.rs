@@ -27,7 +27,7 @@ use opentelemetry_semantic_conventions::attribute as semconv;
 use tokio::time::Instant;
 
 use super::names::spans;
-use super::propagation::{AlertContexts, PublishSpan};
+use super::propagation::{AlertContexts, Publication, PublishSpan};
 pub use super::propagation::{traceparent_context, xray_parent};
 use super::trace_plan::start_with_ids;
 pub use super::trace_plan::{
@@ -58,9 +58,12 @@ struct Targets {
     episode_table: KeyValue,
     topic: KeyValue,
     topic_name: KeyValue,
+    on_call_topic: KeyValue,
+    on_call_topic_name: KeyValue,
     bucket: KeyValue,
     record_span: &'static str,
     publish_span: &'static str,
+    notice_span: &'static str,
 }
 
 impl Targets {
@@ -68,6 +71,11 @@ impl Targets {
         let shared = |s: &str| StringValue::from(Arc::<str>::from(s));
         // arn:partition:sns:region:account-id:topic-name
         let topic_name = targets.topic_arn.rsplit(':').next().unwrap_or_default();
+        let on_call_topic_name = targets
+            .on_call_topic_arn
+            .rsplit(':')
+            .next()
+            .unwrap_or_default();
         Self {
             destination: KeyValue::new(
                 semconv::MESSAGING_DESTINATION_NAME,
@@ -84,12 +92,24 @@ impl Targets {
             ),
             topic: KeyValue::new(semconv::AWS_SNS_TOPIC_ARN, shared(&targets.topic_arn)),
             topic_name: KeyValue::new(semconv::MESSAGING_DESTINATION_NAME, shared(topic_name)),
+            on_call_topic: KeyValue::new(
+                semconv::AWS_SNS_TOPIC_ARN,
+                shared(&targets.on_call_topic_arn),
+            ),
+            on_call_topic_name: KeyValue::new(
+                semconv::MESSAGING_DESTINATION_NAME,
+                shared(on_call_topic_name),
+            ),
             bucket: KeyValue::new(semconv::AWS_S3_BUCKET, shared(&targets.bucket)),
             record_span: interned(spans::messaging_span_name(
                 spans::PROCESS,
                 &targets.stream_name,
             )),
             publish_span: interned(spans::messaging_span_name(spans::PUBLISH, topic_name)),
+            notice_span: interned(spans::messaging_span_name(
+                spans::PUBLISH,
+                on_call_topic_name,
+            )),
         }
     }
 }
@@ -206,8 +226,9 @@ pub fn emit_invocation(
     emitted
 }
 
-/// The traced records in the order they fill the traces: the records whose alert went out
-/// first, at the place decided when it was published, then the others the plan traces.
+/// The traced records in the order they fill the traces: the records that published (an
+/// alert, or an on-call notice they caused) first, at the place decided when they published,
+/// then the others the plan traces.
 fn traced_in_order<'r>(
     report: &'r BatchReport,
     plan: &TracePlan,
@@ -216,11 +237,11 @@ fn traced_in_order<'r>(
     let mut published: Vec<(usize, &RecordReport)> = Vec::with_capacity(alerts.len());
     let mut others = Vec::new();
     for record in &report.records {
-        let decided = (record.severity.is_some() && !alerts.is_empty())
-            .then(|| alerts.decided(&record.origin))
+        let decided = (!alerts.is_empty())
+            .then(|| alerts.position(&record.origin))
             .flatten();
         match decided {
-            Some(publish) => published.push((publish.position, record)),
+            Some(position) => published.push((position, record)),
             None if plan.traces(record) => others.push(record),
             None => {}
         }
@@ -426,12 +447,17 @@ impl Emission<'_> {
             .start_with_context(self.tracer, &cx);
         decode.end_with_timestamp(start + record.decoded_in);
 
-        let mut publish = (record.severity.is_some() && !self.alerts.is_empty())
-            .then(|| self.alerts.decided(&record.origin))
-            .flatten();
+        let decided = |which| {
+            (!self.alerts.is_empty())
+                .then(|| self.alerts.decided_span(&record.origin, which))
+                .flatten()
+        };
+        let (mut alert, mut notice) = (decided(Publication::Alert), decided(Publication::Notice));
         for call in &record.calls {
             let decided = if call.operation.publishes_alerts() {
-                publish.take()
+                alert.take()
+            } else if call.operation.publishes_notices() {
+                notice.take()
             } else {
                 None
             };
@@ -453,8 +479,11 @@ impl Emission<'_> {
         let mut attrs = shared_attributes(record, reactor, 10);
         attrs.extend(self.aws_sdk_attributes(call));
         let (name, kind) = if call.operation.publishes_alerts() {
-            attrs.extend(self.publish_attributes());
+            attrs.extend(self.publish_attributes(&self.targets.topic_name));
             (self.targets.publish_span, SpanKind::Producer)
+        } else if call.operation.publishes_notices() {
+            attrs.extend(self.publish_attributes(&self.targets.on_call_topic_name));
+            (self.targets.notice_span, SpanKind::Producer)
         } else {
             (call.operation.span_name(), SpanKind::Client)
         };
@@ -492,8 +521,7 @@ impl Emission<'_> {
                 Some(&targets.episode_table)
             }
             AwsOperation::SnsPublishBatch | AwsOperation::SnsPublish => Some(&targets.topic),
-            // The on-call topic's ARN is not among the targets: the span names the service.
-            AwsOperation::SnsOnCallPublishBatch => None,
+            AwsOperation::SnsOnCallPublishBatch => Some(&targets.on_call_topic),
             AwsOperation::S3PutObject => Some(&targets.bucket),
         };
         // The ADOT collector's awsxray exporter turns spans with rpc.system = aws-api and
@@ -522,13 +550,13 @@ impl Emission<'_> {
         attrs
     }
 
-    /// The messaging attributes of an alert's publication.
-    fn publish_attributes(&self) -> [KeyValue; 4] {
+    /// The messaging attributes of a publication to the topic named by `destination`.
+    fn publish_attributes(&self, destination: &KeyValue) -> [KeyValue; 4] {
         [
             KeyValue::new(semconv::MESSAGING_SYSTEM, spans::MESSAGING_SYSTEM_SNS),
             KeyValue::new(semconv::MESSAGING_OPERATION_NAME, spans::PUBLISH),
             KeyValue::new(semconv::MESSAGING_OPERATION_TYPE, "send"),
-            self.targets.topic_name.clone(),
+            destination.clone(),
         ]
     }
 }
@@ -678,6 +706,79 @@ mod tests {
             .filter(|s| s.span_kind == SpanKind::Producer)
             .count();
         assert_eq!(producers, alerting.len());
+    }
+
+    #[test]
+    fn a_notice_goes_out_with_the_context_of_the_on_call_span_of_the_reading_that_caused_it() {
+        let (provider, exporter) = in_memory();
+        let tracer = tracer(&provider);
+        // Three store-only readings of one reactor share its on-call publish call; reading 2
+        // caused the notice (a `resolved`, say). No store-only reading is sampled.
+        let now = Instant::now();
+        let on_call = CallTiming {
+            operation: AwsOperation::SnsOnCallPublishBatch,
+            started: now,
+            finished: now,
+            error: None,
+            request_id: None,
+        };
+        let report = BatchReport {
+            records: (0..3)
+                .map(|i| RecordReport {
+                    calls: vec![on_call.clone()],
+                    ..record(i, false)
+                })
+                .collect(),
+            requests: Vec::new(),
+        };
+        let plan = TracePlan {
+            store_only_ratio: 0.0,
+            max_records_per_trace: 150,
+        };
+        let mut invocation = tracer.start("invocation");
+        let cx = Context::new().with_remote_span_context(invocation.span_context().clone());
+        let contexts = AlertContexts::new(invocation.span_context().clone(), 150);
+        let sent = contexts.context_of(contexts.span(&origin(2), Publication::Notice));
+        let targets = CallTargets {
+            stream_name: "indications-stream".into(),
+            on_call_topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-on-call".into(),
+            ..CallTargets::default()
+        };
+        let traced = emit_invocation(&tracer, &cx, &report, &plan, &targets, &contexts, &|| {});
+        invocation.end();
+        provider.force_flush().unwrap();
+        let spans = exporter.get_finished_spans().unwrap();
+
+        assert_eq!(
+            traced, 1,
+            "the reading that caused a notice is traced, whatever the ratio"
+        );
+        let publish = spans
+            .iter()
+            .find(|s| s.span_context.span_id() == sent.span_id())
+            .expect("a span has the id the notice went out with");
+        assert_eq!(publish.span_context.trace_id(), sent.trace_id());
+        assert_eq!(publish.span_kind, SpanKind::Producer);
+        assert_eq!(publish.name, "publish reactor-on-call");
+        let topic = publish
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == semconv::AWS_SNS_TOPIC_ARN)
+            .map(|kv| kv.value.to_string());
+        assert_eq!(
+            topic.as_deref(),
+            Some("arn:aws:sns:us-east-1:123456789012:reactor-on-call")
+        );
+        let parent = spans
+            .iter()
+            .find(|s| s.span_context.span_id() == publish.parent_span_id)
+            .unwrap();
+        let message_id = parent
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == semconv::MESSAGING_MESSAGE_ID)
+            .map(|kv| kv.value.to_string());
+        assert_eq!(message_id.as_deref(), Some("2"));
     }
 
     #[test]
