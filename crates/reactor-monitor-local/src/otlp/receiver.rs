@@ -49,9 +49,16 @@ impl ReceivedSpan {
         self.attr(semconv::MESSAGING_OPERATION_NAME) == Some(spans::PROCESS)
     }
 
-    /// An alert's PRODUCER span (`publish <topic>`), whose context the alert carries.
+    /// An alert's PRODUCER span (`publish <alert topic>`), whose context the alert carries.
     pub fn is_publish(&self) -> bool {
+        self.attr(semconv::MESSAGING_OPERATION_NAME) == Some(spans::PUBLISH) && !self.is_page()
+    }
+
+    /// An on-call page's PRODUCER span (`publish <on-call topic>`, with the `episode_action`
+    /// it published), whose context the page carries.
+    pub fn is_page(&self) -> bool {
         self.attr(semconv::MESSAGING_OPERATION_NAME) == Some(spans::PUBLISH)
+            && self.attr(spans::EPISODE_ACTION).is_some()
     }
 
     /// The W3C `traceparent` of this span, as an alert published under it carries it.

@@ -301,7 +301,7 @@ fn is_record(span: &ExampleSpan) -> bool {
         .is_some_and(|op| op == names::PROCESS)
 }
 
-/// Whether an example span is an alert's publish span (`publish <topic>`).
+/// Whether an example span is a publish span (`publish <topic>`: an alert or a page).
 fn is_publish(span: &ExampleSpan) -> bool {
     span.attributes
         .get(semconv::MESSAGING_OPERATION_NAME)

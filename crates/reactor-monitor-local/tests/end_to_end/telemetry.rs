@@ -257,6 +257,7 @@ fn the_unique_flows_name_their_entry_point_and_the_resources_they_touch() {
             table_name: "indications-table".into(),
             episode_table_name: "reactor-episodes".into(),
             topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-notifications".into(),
+            on_call_topic_arn: "arn:aws:sns:us-east-1:123456789012:reactor-on-call".into(),
             bucket: "dead-letters".into(),
             ..CallTargets::default()
         };
@@ -278,7 +279,8 @@ fn the_unique_flows_name_their_entry_point_and_the_resources_they_touch() {
         [
             "DynamoDB indications-table",
             "DynamoDB reactor-episodes",
-            "SNS reactor-notifications"
+            "SNS reactor-notifications",
+            "SNS reactor-on-call"
         ]
     );
     let rejected = flows

@@ -142,7 +142,8 @@ async fn every_record_has_a_subtree_tagged_with_its_flow() {
             .unwrap()
     };
     // Both readings are reactor r1's: the batch's one read of the alert ledger and episode
-    // states, the state write and the `opened` page carry
+    // states, the state write and the `opened` page (the PRODUCER span of the hot reading that
+    // caused it, a CLIENT call of the other) carry
     // every reading of the reactor, since each reading moved its episode state.
     assert_eq!(
         names_under(flow(FlowType::StoreOnly)),
@@ -150,8 +151,8 @@ async fn every_record_has_a_subtree_tagged_with_its_flow() {
             "DynamoDB.BatchGetItem",
             "DynamoDB.BatchWriteItem",
             "DynamoDB.TransactWriteItems",
-            "decode",
-            "publish reactor-on-call"
+            "SNS.PublishBatch",
+            "decode"
         ]
     );
     assert_eq!(

@@ -15,6 +15,7 @@
 //! publish span were decided then (`propagation::AlertContexts`), and the alert carries them.
 //! Counts stay exact in the EMF metrics.
 
+use crate::domain::episode::EpisodeAction;
 use crate::operation::AwsOperation;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -453,21 +454,28 @@ impl Emission<'_> {
                 .flatten()
         };
         let (mut alert, mut notice) = (decided(Publication::Alert), decided(Publication::Notice));
+        // The on-call publish is a call of every reading of the reactor's run; it is the
+        // PRODUCER span of the reading that caused a page, a CLIENT span of the others.
+        let paged = notice.is_some()
+            || record
+                .episode
+                .is_some_and(|action| action != EpisodeAction::Suppressed);
         for call in &record.calls {
-            let decided = if call.operation.publishes_alerts() {
-                alert.take()
+            let (decided, produces) = if call.operation.publishes_alerts() {
+                (alert.take(), true)
             } else if call.operation.publishes_notices() {
-                notice.take()
+                (notice.take(), paged)
             } else {
-                None
+                (None, false)
             };
-            self.call(&cx, call, record, reactor, decided);
+            self.call(&cx, call, record, reactor, decided, produces);
         }
         span.end_with_timestamp(end);
     }
 
-    /// The span of one AWS call, a PRODUCER span for a publication (with the id decided
-    /// when it went out, if any), a CLIENT span otherwise.
+    /// The span of one AWS call: a PRODUCER span when the record `produces` the publication
+    /// (with the id decided when it went out, if any; a page also names its
+    /// `episode_action`), a CLIENT span otherwise.
     fn call(
         &self,
         parent: &Context,
@@ -475,14 +483,18 @@ impl Emission<'_> {
         record: &RecordReport,
         reactor: Option<&StringValue>,
         publish: Option<PublishSpan>,
+        produces: bool,
     ) {
         let mut attrs = shared_attributes(record, reactor, 10);
         attrs.extend(self.aws_sdk_attributes(call));
-        let (name, kind) = if call.operation.publishes_alerts() {
+        let (name, kind) = if produces && call.operation.publishes_alerts() {
             attrs.extend(self.publish_attributes(&self.targets.topic_name));
             (self.targets.publish_span, SpanKind::Producer)
-        } else if call.operation.publishes_notices() {
+        } else if produces && call.operation.publishes_notices() {
             attrs.extend(self.publish_attributes(&self.targets.on_call_topic_name));
+            if let Some(action) = record.episode {
+                attrs.push(KeyValue::new(spans::EPISODE_ACTION, action.as_str()));
+            }
             (self.targets.notice_span, SpanKind::Producer)
         } else {
             (call.operation.span_name(), SpanKind::Client)
