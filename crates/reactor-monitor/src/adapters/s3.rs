@@ -131,7 +131,8 @@ impl KeptLetter {
     }
 }
 
-/// Why a dead-letter object could not be read; `line` counts from 1.
+/// Why a dead-letter object could not be read; `line` counts from 1. The object is not one
+/// this sink wrote, or was changed since: read it by hand, nothing in it is trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum UnreadableObject {
     #[error("line {line} is not a dead letter: {source}")]
@@ -209,6 +210,7 @@ pub fn read_object(body: &[u8]) -> Result<Vec<KeptLetter>, UnreadableObject> {
     Ok(letters)
 }
 
+/// The dead-letter sink on S3: one object of JSON Lines per call, in one bucket.
 #[derive(Clone)]
 pub struct S3DeadLetters {
     client: Client,
