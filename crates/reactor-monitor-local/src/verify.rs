@@ -2,7 +2,7 @@
 //! sink, and which alerts reached the on-call queue. Counted per reading: the user records of
 //! a KPL aggregate share their Kinesis record's sequence number and differ by subsequence.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Context;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -15,7 +15,7 @@ use crate::generate::Placement;
 use crate::otlp::ReceivedSpan;
 use crate::resources::Resources;
 use reactor_monitor::adapters::dynamodb::{KIND_READING, attr};
-use reactor_monitor::adapters::s3::KEY_PREFIX;
+use reactor_monitor::adapters::s3::{KEY_PREFIX, KeptLetter, read_object};
 use reactor_monitor::adapters::sns::attr as sns_attr;
 use reactor_monitor::aws::s3_client;
 use reactor_monitor::domain::SequenceNumber;
@@ -190,28 +190,50 @@ async fn dead_letters(
     produced: &HashSet<(&str, &str)>,
 ) -> anyhow::Result<Found> {
     let s3 = s3_client(sdk);
-    let mut found = Found::new();
+    let kept = kept_dead_letters(&s3, &resources.names.dead_letter_bucket).await?;
+    Ok(kept
+        .into_keys()
+        .filter(|(shard, seq)| produced.contains(&(shard.as_str(), seq.as_str())))
+        .collect())
+}
+
+/// Every dead letter in `bucket`, once per record: the JSON Lines objects under
+/// `parse-errors/` read whole (`s3::read_object`), a record found in several objects (a
+/// retried batch composed differently) kept once, by its identity (shard id, sequence number
+/// with the subsequence), from the object listed first.
+pub async fn kept_dead_letters(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+) -> anyhow::Result<BTreeMap<(String, SequenceNumber), KeptLetter>> {
+    let mut kept = BTreeMap::new();
     let mut pages = s3
         .list_objects_v2()
-        .bucket(&resources.names.dead_letter_bucket)
+        .bucket(bucket)
         .prefix(KEY_PREFIX)
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
         for object in page.context("listing dead letters")?.contents() {
-            let key = object
-                .key()
-                .unwrap_or_default()
-                .trim_start_matches(KEY_PREFIX);
-            // `S3DeadLetters::object_key`: <shard id>/<sequence number>[:<subsequence>]
-            if let Some((shard, seq)) = key.split_once('/')
-                && let Some(seq) = of_run(produced, shard, seq)
-            {
-                found.insert((shard.to_string(), seq));
+            let key = object.key().unwrap_or_default();
+            let body = s3
+                .get_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .with_context(|| format!("reading dead letters {key}"))?
+                .body
+                .collect()
+                .await
+                .with_context(|| format!("reading dead letters {key}"))?
+                .into_bytes();
+            for letter in read_object(&body).with_context(|| format!("dead letters {key}"))? {
+                let identity = (letter.shard_id.clone(), letter.sequence_number.clone());
+                kept.entry(identity).or_insert(letter);
             }
         }
     }
-    Ok(found)
+    Ok(kept)
 }
 
 /// Batches in the on-failure bucket, and the run's records in their payloads.

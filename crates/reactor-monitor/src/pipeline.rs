@@ -3,11 +3,12 @@
 //! Decoding is pure and happens first. A KPL aggregated Kinesis record is unpacked into its
 //! user records, each a reading of its own with its own outcome; one that cannot be unpacked
 //! is dead-lettered whole. Then the writes of readings, the alert path (`alerts`: ledger and
-//! episode lookup → alerts and on-call notices published) and the dead-letter writes run
-//! concurrently; the alerting readings are written after their publish, with their message
-//! ids (the alert ledger), beside the changed episode states. Every call goes through one
-//! gate that bounds requests in flight and stops starting new ones before the invocation
-//! deadline.
+//! episode lookup → alerts and on-call notices published) and the dead-letter write (one
+//! object holding the batch's parse errors) run concurrently; the alerting readings are
+//! written after their publish, with their message ids (the alert ledger), beside the
+//! changed episode states. Readings a sink refused for good are dead-lettered after, in a
+//! second object. Every call goes through one gate that bounds requests in flight and stops
+//! starting new ones before the invocation deadline.
 
 use crate::operation::AwsOperation;
 use std::future::Future;
@@ -320,19 +321,13 @@ where
             .copied()
             .filter(|&i| slots[i].severity.is_some())
             .collect();
-        let rejected: Vec<usize> = (0..slots.len())
-            .filter(|&i| slots[i].parsed.is_err())
+        let rejected: Vec<(usize, RejectReason)> = (0..slots.len())
+            .filter_map(|i| slots[i].parsed.as_ref().err().map(|&reason| (i, reason)))
             .collect();
 
         let (written, dead) = tokio::join!(
             Box::pin(self.readings_and_alerts(&gate, &slots, &readings, &alerting)),
-            join_all(rejected.iter().map(|&i| {
-                let reason = *slots[i]
-                    .parsed
-                    .as_ref()
-                    .expect_err("only rejections are passed");
-                self.dead_letter(&gate, &slots, i, reason)
-            })),
+            self.dead_letter(&gate, &slots, &rejected),
         );
         let Written {
             stores,
@@ -397,10 +392,14 @@ where
             }
             progress.episode[i] = Some(result);
         }
-        for (i, timing, result) in dead {
+        // One object carried every record of it: the same call on each record's span, and
+        // its result for each (a transient failure reports them all for retry).
+        for (letters, timing, result) in dead {
             count(timing.operation);
-            progress.calls[i].push(timing);
-            progress.dead_lettered[i] = Some(result);
+            for (i, _) in letters {
+                progress.calls[i].push(with_error(&timing, &result));
+                progress.dead_lettered[i] = Some(result.clone());
+            }
         }
 
         // Readings a sink refused for good (DynamoDB's ValidationException of the item, an
@@ -418,18 +417,16 @@ where
                 }
             })
             .collect();
-        let (gate, slots_ref) = (&gate, &slots);
-        let refused = join_all(refused.into_iter().map(|(i, reason)| async move {
-            (reason, self.dead_letter(gate, slots_ref, i, reason).await)
-        }))
-        .await;
-        for (reason, (i, timing, result)) in refused {
+        // In a second object, written only when a sink refused any.
+        for (letters, timing, result) in self.dead_letter(&gate, &slots, &refused).await {
             count(timing.operation);
-            let seq = &slots[i].record.origin.sequence_number;
-            tracing::warn!(sequence_number = %seq, reason = %reason, "a sink refused a valid reading; dead-lettered");
-            progress.calls[i].push(timing);
-            progress.sink_rejected[i] = Some(reason);
-            progress.dead_lettered[i] = Some(result);
+            for (i, reason) in letters {
+                let seq = &slots[i].record.origin.sequence_number;
+                tracing::warn!(sequence_number = %seq, reason = %reason, "a sink refused a valid reading; dead-lettered");
+                progress.calls[i].push(with_error(&timing, &result));
+                progress.sink_rejected[i] = Some(reason);
+                progress.dead_lettered[i] = Some(result.clone());
+            }
         }
 
         BatchReport {
@@ -603,21 +600,40 @@ where
         (chunk.iter().map(|&(i, _)| i).collect(), timing, results)
     }
 
+    /// Dead-letters `letters` (slot, reason): one call per shard carrying all of that shard's
+    /// (a Kinesis batch comes from one shard: one call), none when there are no letters.
     async fn dead_letter(
         &self,
         gate: &Gate,
         slots: &[Slot],
-        i: usize,
-        reason: RejectReason,
-    ) -> (usize, CallTiming, Result<(), TransientError>) {
-        let slot = &slots[i];
-        let letter = DeadLetter {
-            payload: &slot.record.data,
-            origin: &slot.record.origin,
-            reason,
-        };
-        let (timing, result) = gate.call(D::OPERATION, self.dead_letters.put(letter)).await;
-        (i, timing, result.and_then(|r| r))
+        letters: &[(usize, RejectReason)],
+    ) -> Vec<DeadLetterWrite> {
+        let mut by_shard: Vec<Vec<(usize, RejectReason)>> = Vec::new();
+        for &(i, reason) in letters {
+            let shard = &slots[i].record.origin.shard_id;
+            match by_shard
+                .iter_mut()
+                .find(|group| slots[group[0].0].record.origin.shard_id == *shard)
+            {
+                Some(group) => group.push((i, reason)),
+                None => by_shard.push(vec![(i, reason)]),
+            }
+        }
+        join_all(by_shard.into_iter().map(|group| async move {
+            let letters: Vec<DeadLetter<'_>> = group
+                .iter()
+                .map(|&(i, reason)| DeadLetter {
+                    payload: &slots[i].record.data,
+                    origin: &slots[i].record.origin,
+                    reason,
+                })
+                .collect();
+            let (timing, result) = gate
+                .call(D::OPERATION, self.dead_letters.put(&letters))
+                .await;
+            (group, timing, result.and_then(|r| r))
+        }))
+        .await
     }
 }
 
@@ -704,3 +720,10 @@ fn unreached(operation: AwsOperation) -> TransientError {
         "no call carried this record",
     )
 }
+
+/// One dead-letter write: the records (slot, reason) it carried, its call and its result.
+type DeadLetterWrite = (
+    Vec<(usize, RejectReason)>,
+    CallTiming,
+    Result<(), TransientError>,
+);

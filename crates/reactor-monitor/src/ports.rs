@@ -177,10 +177,15 @@ pub trait AlertPublisher: Send + Sync {
 
 /// Keeps payloads that cannot be read, with why, for people to look at.
 pub trait DeadLetterSink: Send + Sync {
+    /// The AWS operation that carries a write, for spans and request counts.
     const OPERATION: AwsOperation;
+    /// Keeps `letters`, the rejected records of one phase of an invocation, all of one shard,
+    /// in one request: all of them are kept, or none (the error says why). Keeping the same
+    /// letters again (a replayed batch) overwrites what the first call kept. No request for no
+    /// letters.
     fn put(
         &self,
-        letter: DeadLetter<'_>,
+        letters: &[DeadLetter<'_>],
     ) -> impl Future<Output = Result<(), TransientError>> + Send;
 }
 

@@ -188,6 +188,9 @@ pub mod s3 {
     /// bytes of each key and value), sent as `x-amz-meta-*` headers, which take US-ASCII only.
     /// Source: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingMetadata.html#UserMetadata>
     pub const USER_METADATA_MAX_BYTES: usize = 2048;
+    /// One PutObject uploads at most 5 GB; larger objects need a multipart upload.
+    /// Source: <https://docs.aws.amazon.com/AmazonS3/latest/userguide/upload-objects.html>
+    pub const PUT_OBJECT_MAX_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
     /// Whether an object key obeys the rules above.
     pub fn is_valid_object_key(key: &str) -> bool {
@@ -325,9 +328,46 @@ mod fits {
             <= dynamodb::ITEM_MAX_BYTES
     );
     const _: () = assert!(MAX_REACTOR_ID_CHARS <= xray::ANNOTATION_VALUE_MAX_CHARS);
+    /// A dead-letter object's key: `parse-errors/<shard id>/<first>-<last>.jsonl`, each
+    /// sequence number with its subsequence (`adapters::s3::S3DeadLetters::object_key`).
     const _: () = assert!(
-        "parse-errors/".len() + MAX_SHARD_ID_CHARS + 1 + MAX_SEQUENCE_NUMBER_DIGITS
+        "parse-errors/".len()
+            + MAX_SHARD_ID_CHARS
+            + 1
+            + 2 * (MAX_SEQUENCE_NUMBER_DIGITS + MAX_SUBSEQUENCE_CHARS)
+            + "-.jsonl".len()
             <= s3::OBJECT_KEY_MAX_BYTES
+    );
+
+    /// A Lambda invocation's payload, the Kinesis event, is at most 6 MB (synchronous
+    /// invocation, which is how the event source mapping invokes).
+    /// Source: <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>
+    const LAMBDA_PAYLOAD_MAX_BYTES: u64 = 6 * 1024 * 1024;
+    /// A Kinesis record holds at most 10 MiB once the stream's maximum record size is raised
+    /// (UpdateMaxRecordSize, 1,024–10,240 KiB; 1 MiB by default).
+    /// Source: <https://docs.aws.amazon.com/kinesis/latest/APIReference/API_UpdateMaxRecordSize.html>
+    const KINESIS_RECORD_MAX_BYTES: u64 = 10 * 1024 * 1024;
+    /// A Kinesis event source mapping delivers at most 10,000 records an invocation.
+    /// Source: <https://docs.aws.amazon.com/lambda/latest/dg/API_CreateEventSourceMapping.html>
+    const MAX_BATCH_RECORDS: u64 = 10_000;
+    /// One line of a dead-letter object, apart from its base64 payload: field names, shard
+    /// id, sequence number and subsequence, a partition key of 256 characters each escaped to
+    /// at most 6 bytes, two timestamps, the length and a reason code.
+    const DEAD_LETTER_LINE_MAX_OVERHEAD: u64 = 256
+        + MAX_SHARD_ID_CHARS as u64
+        + (MAX_SEQUENCE_NUMBER_DIGITS + MAX_SUBSEQUENCE_CHARS) as u64
+        + 6 * MAX_PARTITION_KEY_CHARS as u64
+        + 2 * 24
+        + 20
+        + 64;
+
+    /// A dead-letter object holds the rejected records of one invocation, base64-encoded
+    /// (4 bytes per 3): bounded by the invocation's payload, and with the largest record
+    /// Kinesis takes (10 MiB) besides, still far below what one PutObject uploads.
+    const _: () = assert!(
+        (LAMBDA_PAYLOAD_MAX_BYTES + KINESIS_RECORD_MAX_BYTES).div_ceil(3) * 4
+            + MAX_BATCH_RECORDS * DEAD_LETTER_LINE_MAX_OVERHEAD
+            <= s3::PUT_OBJECT_MAX_BYTES / 64
     );
 }
 

@@ -69,8 +69,9 @@ pub(super) fn banner(
          {aws} sqs receive-message --queue-url {} --message-attribute-names All --max-number-of-messages 10\n\
          # pages, one per episode transition (the on-call topic, for people)\n\
          {aws} sqs receive-message --queue-url {} --message-attribute-names All --max-number-of-messages 10\n\
-         # payloads the function could not read: each object is the record byte for byte, its metadata says why\n\
+         # payloads the function could not read: one object per batch, a JSON line per record (reason, place, payload in base64 `data`)\n\
          {aws} s3 ls s3://{}/ --recursive\n\
+         # one record's payload, byte for byte: {aws} s3 cp s3://{}/<key> - | jq -r 'select(.sequence_number == \"<n>\") | .data' | base64 -d\n\
          # a steady flow of generated readings, like the Kinesis Data Generator\n\
          reactor-monitor generate --endpoint {endpoint} --stream {} --rate 20 --duration 60\n",
         if owns_emulator {
@@ -90,6 +91,7 @@ pub(super) fn banner(
         names.table,
         resources.alerts_queue_url,
         resources.on_call_queue_url,
+        names.dead_letter_bucket,
         names.dead_letter_bucket,
         names.stream,
     );

@@ -6,13 +6,13 @@ use reactor_monitor_local::testing as support;
 
 use std::time::Duration;
 
-use reactor_monitor::adapters::s3::S3DeadLetters;
 use reactor_monitor::pipeline::Outcome;
 use reactor_monitor::{aws, lambda};
 use reactor_monitor_local::emulator::Emulator;
 use reactor_monitor_local::faults::{FaultProxy, FaultSpec, Service};
 use reactor_monitor_local::generate::Mix;
 use reactor_monitor_local::run::{self, LocalOptions, LocalReport};
+use reactor_monitor_local::verify;
 use support::{emulator_with_resources, kinesis_event, lambda_event, payload};
 
 /// The SDK's retry quota is shared by every client of a process: local runs take turns,
@@ -58,15 +58,13 @@ async fn without_faults_the_proxy_forwards_every_request_unchanged() {
         report.records[1].outcome,
         Outcome::StoredAndAlerted { .. }
     ));
-    let object = aws::s3_client(&sdk)
-        .get_object()
-        .bucket(&resources.names.dead_letter_bucket)
-        .key(S3DeadLetters::object_key(&report.records[2].origin))
-        .send()
-        .await
-        .unwrap();
-    let bytes = object.body.collect().await.unwrap().into_bytes();
-    assert!(bytes[..] == one_mib[..], "the 1 MiB dead letter differs");
+    let kept =
+        verify::kept_dead_letters(&aws::s3_client(&sdk), &resources.names.dead_letter_bucket)
+            .await
+            .unwrap();
+    let origin = &report.records[2].origin;
+    let letter = &kept[&(origin.shard_id.clone(), origin.sequence_number.clone())];
+    assert!(letter.payload == one_mib, "the 1 MiB dead letter differs");
     let injected = proxy.injected();
     let total = injected.total();
     assert_eq!(total.injected(), 0, "{injected}");

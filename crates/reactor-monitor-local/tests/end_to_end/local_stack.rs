@@ -3,7 +3,6 @@
 use reactor_monitor_local::testing as support;
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use reactor_monitor::adapters::s3::{S3DeadLetters, meta};
 use reactor_monitor::{aws, lambda};
 use reactor_monitor_local::generate::{self, Intent, Mix};
 use reactor_monitor_local::run::{self, LocalOptions};
@@ -186,22 +185,29 @@ async fn corrupted_records_in_the_middle_are_dead_lettered_byte_for_byte_and_the
         .count();
     assert_eq!(stored, 3);
     let s3 = aws::s3_client(&sdk);
+    let objects = object_keys(&s3, &resources.names.dead_letter_bucket).await;
+    assert_eq!(
+        objects,
+        ["parse-errors/shardId-000000000000/8-11.jsonl"],
+        "one object for the batch's parse errors"
+    );
+    let kept = verify::kept_dead_letters(&s3, &resources.names.dead_letter_bucket)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 3);
     for (record, expected) in [(1, &corrupted[0]), (3, &corrupted[1]), (4, &corrupted[2])] {
-        let key = S3DeadLetters::object_key(&report.records[record].origin);
-        let object = s3
-            .get_object()
-            .bucket(&resources.names.dead_letter_bucket)
-            .key(&key)
-            .send()
-            .await
-            .unwrap();
-        let reason = object.metadata().and_then(|m| m.get(meta::REASON)).cloned();
-        let bytes = object.body.collect().await.unwrap().into_bytes();
-        assert_eq!(&bytes[..], &expected[..], "{key}");
+        let origin = &report.records[record].origin;
+        let letter = &kept[&(origin.shard_id.clone(), origin.sequence_number.clone())];
+        assert!(
+            letter.payload == *expected,
+            "record {record}: the bytes differ"
+        );
         assert_eq!(
-            reason.as_deref(),
+            Some(letter.reason.as_str()),
             report.records[record].reject_reason.map(|r| r.code())
         );
+        assert_eq!(letter.partition_key, origin.partition_key);
+        assert_eq!(letter.arrived_at, origin.arrival);
     }
     assert_eq!(
         report.records[3].reject_reason.unwrap().code(),
@@ -239,4 +245,85 @@ async fn readings_of_a_reactor_between_two_instants_are_one_query() {
 
     // 10:00:00Z and 12:00:00+02:00 (= 10:00:00Z) are in; 09:59:59Z and 11:00:01Z are out.
     assert_eq!(out.count, 2);
+}
+
+/// The keys of every object in `bucket`.
+async fn object_keys(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<String> {
+    let listed = s3.list_objects_v2().bucket(bucket).send().await.unwrap();
+    listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_replayed_batch_overwrites_its_dead_letter_object() {
+    let (_emulator, sdk, resources) = emulator_with_resources(1).await;
+    let pipeline = aws::pipeline(&sdk, &resources.config());
+    let payloads = vec![
+        b"{".to_vec(),
+        payload("r1", 500.0),
+        b"\xc3\x28".to_vec(),
+        b"null".to_vec(),
+    ];
+    let event = kinesis_event(&payloads, 40);
+    let s3 = aws::s3_client(&sdk);
+    let bucket = &resources.names.dead_letter_bucket;
+
+    lambda::handle(&pipeline, lambda_event(event.clone()))
+        .await
+        .unwrap();
+    let first = object_keys(&s3, bucket).await;
+    let (response, report) = lambda::handle(&pipeline, lambda_event(event))
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(first, ["parse-errors/shardId-000000000000/40-43.jsonl"]);
+    assert_eq!(
+        object_keys(&s3, bucket).await,
+        first,
+        "the same object, written again"
+    );
+    let kept = verify::kept_dead_letters(&s3, bucket).await.unwrap();
+    let payloads_kept: Vec<&[u8]> = kept.values().map(|l| l.payload.as_slice()).collect();
+    assert_eq!(
+        payloads_kept,
+        [&payloads[0][..], &payloads[2][..], &payloads[3][..]]
+    );
+    let put_objects: usize = report
+        .requests
+        .iter()
+        .filter(|(op, _)| *op == reactor_monitor::operation::AwsOperation::S3PutObject)
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(put_objects, 1);
+}
+
+#[tokio::test]
+async fn a_ten_mib_payload_is_dead_lettered_byte_for_byte() {
+    let (_emulator, sdk, resources) = emulator_with_resources(1).await;
+    let pipeline = aws::pipeline(&sdk, &resources.config());
+    // Kinesis' largest record (UpdateMaxRecordSize 10,240 KiB), every byte value in it.
+    let ten_mib: Vec<u8> = (0..10 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let payloads = vec![payload("r1", 500.0), ten_mib.clone(), b"{".to_vec()];
+
+    let (response, report) = lambda::handle(&pipeline, lambda_event(kinesis_event(&payloads, 5)))
+        .await
+        .unwrap();
+
+    assert!(response.batch_item_failures.is_empty());
+    let s3 = aws::s3_client(&sdk);
+    let kept = verify::kept_dead_letters(&s3, &resources.names.dead_letter_bucket)
+        .await
+        .unwrap();
+    let origin = &report.records[1].origin;
+    let letter = &kept[&(origin.shard_id.clone(), origin.sequence_number.clone())];
+    assert_eq!(letter.payload.len(), ten_mib.len());
+    assert!(letter.payload == ten_mib, "the 10 MiB dead letter differs");
+    assert_eq!(letter.reason, "not_utf8");
+    assert_eq!(kept.len(), 2);
 }

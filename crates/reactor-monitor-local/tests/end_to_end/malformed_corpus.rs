@@ -7,11 +7,11 @@ use std::collections::HashSet;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
-use reactor_monitor::adapters::s3::{S3DeadLetters, meta};
 use reactor_monitor::domain::{Reading, RejectReason, Rejection};
 use reactor_monitor::kpl;
 use reactor_monitor::pipeline::Outcome;
 use reactor_monitor::{aws, lambda};
+use reactor_monitor_local::verify;
 use support::{emulator_with_resources, kinesis_event, lambda_event, payload};
 
 /// Kinesis' largest record.
@@ -700,6 +700,10 @@ async fn every_malformed_payload_is_dead_lettered_byte_for_byte_between_stored_r
     );
     assert_eq!(report.records.len(), payloads.len());
     let s3 = aws::s3_client(&sdk);
+    let kept = verify::kept_dead_letters(&s3, &resources.names.dead_letter_bucket)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), corpus.len());
     let mut readings = HashSet::new();
     for (i, record) in report.records.iter().enumerate() {
         if i % 2 == 0 {
@@ -718,28 +722,23 @@ async fn every_malformed_payload_is_dead_lettered_byte_for_byte_between_stored_r
             label(m),
             record.outcome
         );
-        let object = s3
-            .get_object()
-            .bucket(&resources.names.dead_letter_bucket)
-            .key(S3DeadLetters::object_key(&record.origin))
-            .send()
-            .await
-            .unwrap_or_else(|e| panic!("{}: no dead letter: {e}", label(m)));
-        let reason = object
-            .metadata()
-            .and_then(|meta| meta.get(meta::REASON))
-            .cloned();
-        let bytes = object.body.collect().await.unwrap().into_bytes();
-        assert!(bytes[..] == m.payload[..], "{}: bytes differ", label(m));
-        let reason = reason.unwrap_or_else(|| panic!("{}: no reason", label(m)));
+        let origin = &record.origin;
+        let letter = kept
+            .get(&(origin.shard_id.clone(), origin.sequence_number.clone()))
+            .unwrap_or_else(|| panic!("{}: no dead letter", label(m)));
+        assert!(
+            letter.payload[..] == m.payload[..],
+            "{}: bytes differ",
+            label(m)
+        );
         assert_eq!(
-            Some(reason.as_str()),
+            Some(letter.reason.as_str()),
             record.reject_reason.map(|r| r.code()),
             "{}",
             label(m)
         );
         if let Some(expected) = m.reason {
-            assert_eq!(reason, expected, "{}", label(m));
+            assert_eq!(letter.reason, expected, "{}", label(m));
         }
     }
 

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reactor_monitor_local::generate::Mix;
+use reactor_monitor_local::verify;
 
 fn env_number(name: &str, default: f64) -> f64 {
     std::env::var(name)
@@ -137,7 +138,7 @@ async fn a_steady_flow_keeps_memory_flat_and_the_iterator_age_low() {
     );
 }
 
-/// Readings in the table plus payloads in the dead-letter bucket, once they reach `count`
+/// Readings in the table plus records in the dead-letter bucket (each once), once they reach `count`
 /// (or after a bounded wait).
 async fn settled(endpoint: &str, count: usize) -> usize {
     let sdk = reactor_monitor::aws::local_sdk_config(endpoint).await;
@@ -168,22 +169,10 @@ async fn settled(endpoint: &str, count: usize) -> usize {
                 _ => break,
             }
         }
-        let mut letters = 0;
-        let mut token = None;
-        loop {
-            let page = s3
-                .list_objects_v2()
-                .bucket("reactor-monitor-dead-letters")
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .unwrap();
-            letters += page.contents().len();
-            match page.next_continuation_token {
-                Some(next) if page.is_truncated == Some(true) => token = Some(next),
-                _ => break,
-            }
-        }
+        let letters = verify::kept_dead_letters(&s3, "reactor-monitor-dead-letters")
+            .await
+            .unwrap()
+            .len();
         if items + letters >= count || Instant::now() > until {
             return items + letters;
         }

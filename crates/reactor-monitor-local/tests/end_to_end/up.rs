@@ -12,6 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use reactor_monitor::adapters::s3::read_object;
 use serde_json::Value;
 
 const READING: &str = r#"{"temp":750,"reactor":"reactor-1","date":"2020-03-07T16:29:50+02:00"}"#;
@@ -251,10 +252,11 @@ fn the_tutorial_walkthrough_works_with_the_real_aws_cli_and_ctrl_c_stops_everyth
         ),
         dir.path(),
     ));
+    // The batch's only parse error: an object of one line, first = last sequence number.
+    let sequence_number = put["SequenceNumber"].as_str().unwrap();
     let key = format!(
-        "parse-errors/{}/{}",
+        "parse-errors/{}/{sequence_number}-{sequence_number}.jsonl",
         put["ShardId"].as_str().unwrap(),
-        put["SequenceNumber"].as_str().unwrap()
     );
 
     // The printed query finds the reading of reactor-1 between 14:00 and 15:00 UTC.
@@ -335,17 +337,18 @@ fn the_tutorial_walkthrough_works_with_the_real_aws_cli_and_ctrl_c_stops_everyth
     eventually("the corrupted record is dead-lettered", || {
         shell(listing, dir.path()).contains(&key).then_some(())
     });
-    shell(
+    let object = shell(
         &format!(
             "aws --endpoint-url {endpoint} --region us-east-1 s3 cp \
-             s3://reactor-monitor-dead-letters/{key} back.bin"
+             s3://reactor-monitor-dead-letters/{key} -"
         ),
         dir.path(),
     );
-    assert_eq!(
-        std::fs::read(dir.path().join("back.bin")).unwrap(),
-        CORRUPTED
-    );
+    let letters = read_object(object.as_bytes()).expect("JSON Lines of dead letters");
+    assert_eq!(letters.len(), 1, "{object}");
+    assert_eq!(letters[0].payload, CORRUPTED);
+    assert_eq!(letters[0].reason, "not_utf8");
+    assert_eq!(letters[0].sequence_number.to_string(), sequence_number);
     let head = json(&shell(
         &format!(
             "aws --endpoint-url {endpoint} --region us-east-1 s3api head-object \
@@ -353,7 +356,9 @@ fn the_tutorial_walkthrough_works_with_the_real_aws_cli_and_ctrl_c_stops_everyth
         ),
         dir.path(),
     ));
-    assert_eq!(head["Metadata"]["reject-reason"], "not_utf8");
+    assert_eq!(head["Metadata"]["reasons"], "not_utf8=1");
+    assert_eq!(head["Metadata"]["count"], "1");
+    assert_eq!(head["ContentType"], "application/jsonl");
 
     // Its log lines said so too.
     up.wait_for_line("the alert", |l| {

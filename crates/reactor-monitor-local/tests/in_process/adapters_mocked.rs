@@ -10,7 +10,7 @@ use crate::mocked::{Log, TABLE, TOPIC_ARN, log, pipeline};
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemOutput;
 use aws_sdk_dynamodb::operation::batch_write_item::{BatchWriteItemInput, BatchWriteItemOutput};
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
-use aws_sdk_s3::operation::put_object::PutObjectOutput;
+use aws_sdk_s3::operation::put_object::{PutObjectInput, PutObjectOutput};
 use aws_sdk_sns::operation::publish_batch::{PublishBatchInput, PublishBatchOutput};
 use aws_sdk_sns::types::{
     BatchResultErrorEntry, PublishBatchRequestEntry, PublishBatchResultEntry,
@@ -20,8 +20,10 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use reactor_monitor::adapters::dynamodb::{KIND_READING, attr};
+use reactor_monitor::adapters::s3::{KeptLetter, read_object};
 use reactor_monitor::adapters::sns::{self};
 use reactor_monitor::domain::Severity;
+use reactor_monitor::operation::AwsOperation;
 use reactor_monitor::pipeline::{BatchReport, Outcome};
 use reactor_monitor::ports::FailureKind;
 use support::{batch, payload};
@@ -258,20 +260,64 @@ fn dead_letters_kept() -> Rule {
     mock!(aws_sdk_s3::Client::put_object).then_output(|| PutObjectOutput::builder().build())
 }
 
-/// PutObject answered with 503 Service Unavailable; every (key, body) goes to `puts`.
-fn dead_letters_unavailable(puts: &Log<(String, Vec<u8>)>) -> Rule {
+/// A PutObject request as the mocked S3 saw it.
+#[derive(Clone)]
+struct Put {
+    key: String,
+    content_type: Option<String>,
+    metadata: HashMap<String, String>,
+    letters: Vec<KeptLetter>,
+}
+
+fn put_of(req: &PutObjectInput) -> Put {
+    Put {
+        key: req.key().unwrap_or_default().to_string(),
+        content_type: req.content_type().map(str::to_string),
+        metadata: req.metadata().cloned().unwrap_or_default(),
+        letters: read_object(req.body().bytes().unwrap_or_default()).expect("a dead-letter object"),
+    }
+}
+
+fn service_unavailable() -> HttpResponse {
+    let body = "<Error><Code>ServiceUnavailable</Code><Message>Service is unable to handle request.</Message></Error>";
+    HttpResponse::new(StatusCode::try_from(503).unwrap(), SdkBody::from(body))
+}
+
+/// PutObject answered with 503 Service Unavailable; every request goes to `puts`.
+fn dead_letters_unavailable(puts: &Log<Put>) -> Rule {
     let puts = Arc::clone(puts);
     mock!(aws_sdk_s3::Client::put_object)
         .match_requests(move |req| {
-            let key = req.key().unwrap_or_default().to_string();
-            let body = req.body().bytes().unwrap_or_default().to_vec();
-            puts.lock().unwrap().push((key, body));
+            puts.lock().unwrap().push(put_of(req));
             true
         })
-        .then_http_response(|| {
-            let body = "<Error><Code>ServiceUnavailable</Code><Message>Service is unable to handle request.</Message></Error>";
-            HttpResponse::new(StatusCode::try_from(503).unwrap(), SdkBody::from(body))
+        .then_http_response(service_unavailable)
+}
+
+/// PutObject answered with 503 the first time, then kept; every request goes to `puts`.
+fn dead_letters_unavailable_once(puts: &Log<Put>) -> Rule {
+    let puts = Arc::clone(puts);
+    mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |req| {
+            puts.lock().unwrap().push(put_of(req));
+            true
         })
+        .sequence()
+        .http_response(service_unavailable)
+        .output(|| PutObjectOutput::builder().build())
+        .repeatedly()
+        .build()
+}
+
+/// PutObject kept; every request goes to `puts`.
+fn dead_letters_logged(puts: &Log<Put>) -> Rule {
+    let puts = Arc::clone(puts);
+    mock!(aws_sdk_s3::Client::put_object)
+        .match_requests(move |req| {
+            puts.lock().unwrap().push(put_of(req));
+            true
+        })
+        .then_output(|| PutObjectOutput::builder().build())
 }
 
 // --- Report ---------------------------------------------------------------------------
@@ -601,14 +647,151 @@ async fn a_dead_letter_put_answered_with_503_fails_only_the_parse_error_record()
             ..
         }
     ));
-    assert_eq!(
-        logged(&puts),
-        [(
-            "parse-errors/shardId-000000000000/2".to_string(),
-            b"not json".to_vec()
-        )]
-    );
+    let puts = logged(&puts);
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].key, "parse-errors/shardId-000000000000/2-2.jsonl");
+    assert_eq!(puts[0].letters[0].payload, b"not json");
     assert_eq!(response_item_identifiers(&report), ["2"]);
+}
+
+/// Payloads no reading could come from, each with the reason it is rejected for.
+fn parse_errors() -> Vec<(Vec<u8>, &'static str)> {
+    vec![
+        (b"\xff\xfe\x00 not UTF-8 \n\r\"".to_vec(), "not_utf8"),
+        (Vec::new(), "not_json"),
+        (b"{\"temp\":\n".to_vec(), "not_json"),
+        ((0..=255u8).rev().collect(), "not_utf8"),
+        (b"[750]".to_vec(), "not_an_object"),
+    ]
+}
+
+#[tokio::test]
+async fn the_parse_errors_of_a_batch_are_one_put_object_with_every_payload_byte_for_byte() {
+    let (puts, requests, ledger_calls) = (log(), log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_empty(),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes(&requests);
+    let dead_letters = dead_letters_logged(&puts);
+    let pipeline = pipeline(
+        &[&readings, &lookups, &ledger],
+        &[&publish],
+        &[&dead_letters],
+    );
+    // reading, bad, reading, bad, …, reading: the bad ones are 2, 4, 6, 8 and 10.
+    let mut payloads = vec![payload("r0", STORE_ONLY_C)];
+    for (i, (bad, _)) in parse_errors().into_iter().enumerate() {
+        payloads.push(bad);
+        payloads.push(payload(&format!("r{i}"), STORE_ONLY_C));
+    }
+
+    let report = pipeline.process(batch(payloads), None).await;
+
+    assert!(report.response().batch_item_failures.is_empty());
+    assert_eq!(dead_letters.num_calls(), 1, "one object for the batch");
+    let put_objects = report
+        .requests
+        .iter()
+        .find(|(op, _)| *op == AwsOperation::S3PutObject)
+        .map(|(_, n)| *n);
+    assert_eq!(put_objects, Some(1));
+    let puts = logged(&puts);
+    let put = &puts[0];
+    assert_eq!(put.key, "parse-errors/shardId-000000000000/2-10.jsonl");
+    assert_eq!(put.content_type.as_deref(), Some("application/jsonl"));
+    assert_eq!(put.metadata["count"], "5");
+    assert_eq!(
+        put.metadata["reasons"],
+        "not_an_object=1,not_json=2,not_utf8=2"
+    );
+    assert_eq!(put.metadata["first-sequence-number"], "2");
+    assert_eq!(put.metadata["last-sequence-number"], "10");
+    let expected = parse_errors();
+    assert_eq!(put.letters.len(), expected.len());
+    for (i, (letter, (bytes, reason))) in put.letters.iter().zip(&expected).enumerate() {
+        let seq = (2 * i + 2).to_string();
+        assert_eq!(letter.sequence_number.to_string(), seq);
+        assert_eq!(letter.shard_id, "shardId-000000000000");
+        assert_eq!(letter.partition_key, format!("pk-{seq}"));
+        assert!(letter.payload == *bytes, "record {seq}: the bytes differ");
+        assert_eq!(letter.reason, *reason, "record {seq}");
+        assert!(matches!(outcome(&report, &seq), Outcome::DeadLettered(_)));
+        let record = report
+            .records
+            .iter()
+            .find(|r| r.origin.sequence_number.as_str() == seq)
+            .unwrap();
+        // The one call is on each record's span.
+        let calls: Vec<_> = record
+            .calls
+            .iter()
+            .filter(|c| c.operation == AwsOperation::S3PutObject)
+            .collect();
+        assert_eq!(calls.len(), 1, "record {seq}");
+        assert_eq!(calls[0].started, report.records[1].calls[0].started);
+    }
+}
+
+#[tokio::test]
+async fn a_transient_put_object_failure_reports_every_record_in_it_and_the_retry_loses_nothing() {
+    let (puts, requests, ledger_calls) = (log(), log(), log());
+    let (readings, lookups, ledger) = (
+        readings_stored(),
+        ledger_empty(),
+        ledger_records(&ledger_calls),
+    );
+    let publish = sns_publishes(&requests);
+    let dead_letters = dead_letters_unavailable_once(&puts);
+    let pipeline = pipeline(
+        &[&readings, &lookups, &ledger],
+        &[&publish],
+        &[&dead_letters],
+    );
+    let payloads = vec![
+        payload("r1", STORE_ONLY_C),
+        b"{".to_vec(),
+        payload("r3", STORE_ONLY_C),
+        b"\xff".to_vec(),
+        payload("r5", STORE_ONLY_C),
+        b"".to_vec(),
+    ];
+    let records = batch(payloads.clone());
+
+    let first = pipeline.process(records.clone(), None).await;
+
+    assert_eq!(failed(&first), ["2", "4", "6"]);
+    for seq in ["2", "4", "6"] {
+        assert_eq!(
+            failure_kind(&first, seq),
+            Some(FailureKind::Service),
+            "{seq}"
+        );
+    }
+    assert!(first.fatal().is_none());
+    assert!(matches!(outcome(&first, "3"), Outcome::Stored));
+    // Lambda delivers again from the lowest reported sequence number.
+    let retry: Vec<_> = records.into_iter().skip(1).collect();
+    let second = pipeline.process(retry, None).await;
+
+    assert!(second.response().batch_item_failures.is_empty());
+    let puts = logged(&puts);
+    assert_eq!(puts.len(), 2);
+    assert_eq!(puts[0].key, puts[1].key, "the retry writes the same object");
+    let kept: Vec<(String, Vec<u8>)> = puts[1]
+        .letters
+        .iter()
+        .map(|l| (l.sequence_number.to_string(), l.payload.clone()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("2".to_string(), payloads[1].clone()),
+            ("4".to_string(), payloads[3].clone()),
+            ("6".to_string(), payloads[5].clone()),
+        ]
+    );
 }
 
 // --- The partial batch response --------------------------------------------------------

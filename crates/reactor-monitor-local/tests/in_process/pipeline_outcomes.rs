@@ -125,6 +125,48 @@ async fn a_dead_letter_failure_is_retried_not_lost() {
 }
 
 #[tokio::test]
+async fn a_failed_dead_letter_object_fails_every_record_in_it_and_the_retry_keeps_them_all() {
+    let pipeline = memory_pipeline();
+    // The one object of the batch carries record 4: its write fails whole.
+    pipeline.dead_letters.faults.fail_once("4");
+    let payloads = vec![
+        payload("r", 1.0),
+        b"{".to_vec(),
+        payload("r", 2.0),
+        b"\xff".to_vec(),
+        b"[]".to_vec(),
+    ];
+
+    let first = pipeline.process(batch(payloads.clone()), None).await;
+    let failed: Vec<String> = first
+        .failed_sequence_numbers()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    assert_eq!(failed, ["2", "4", "5"]);
+    assert!(pipeline.dead_letters.letters.lock().unwrap().is_empty());
+    let retry: Vec<_> = batch(payloads.clone()).into_iter().skip(1).collect();
+    let second = pipeline.process(retry, None).await;
+
+    assert!(second.failed_sequence_numbers().is_empty());
+    let letters = pipeline.dead_letters.letters.lock().unwrap();
+    let kept: Vec<(String, &[u8])> = letters
+        .iter()
+        .map(|((_, seq), (bytes, _))| (seq.to_string(), bytes.as_slice()))
+        .collect();
+    assert_eq!(
+        kept,
+        [
+            ("2".to_string(), &payloads[1][..]),
+            ("4".to_string(), &payloads[3][..]),
+            ("5".to_string(), &payloads[4][..]),
+        ]
+    );
+    assert_eq!(pipeline.dead_letters.objects.lock().unwrap().len(), 1);
+    assert_eq!(pipeline.store.readings.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
 async fn nothing_done_when_every_record_failed() {
     let pipeline = memory_pipeline();
     pipeline.store.faults.fail_next_calls(1);

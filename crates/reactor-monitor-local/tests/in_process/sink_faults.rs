@@ -20,9 +20,10 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use reactor_monitor::adapters::dynamodb::{KIND_READING, attr};
-use reactor_monitor::adapters::s3::meta;
+use reactor_monitor::adapters::s3::read_object;
 use reactor_monitor::domain::RejectReason;
 use reactor_monitor::lambda;
+use reactor_monitor::operation::AwsOperation;
 use reactor_monitor::pipeline::{BatchReport, Outcome};
 use reactor_monitor::ports::{FailureClass, FailureKind};
 use reactor_monitor::sinks;
@@ -171,21 +172,19 @@ fn sns_validating(published: &Log<PublishBatchInput>, refused_reactor: &'static 
     [refused, ok]
 }
 
-/// Dead letters kept; (key, body, reason) of each goes to `puts`.
+/// Dead letters kept; (object key, payload, reason) of each letter goes to `puts`.
 fn dead_letters_kept(puts: &Log<(String, Vec<u8>, String)>) -> Rule {
     let puts = Arc::clone(puts);
     mock!(aws_sdk_s3::Client::put_object)
         .match_requests(move |req| {
-            let reason = req
-                .metadata()
-                .and_then(|m| m.get(meta::REASON))
-                .cloned()
-                .unwrap_or_default();
-            puts.lock().unwrap().push((
-                req.key().unwrap_or_default().to_string(),
-                req.body().bytes().unwrap_or_default().to_vec(),
-                reason,
-            ));
+            let key = req.key().unwrap_or_default().to_string();
+            let body = req.body().bytes().unwrap_or_default();
+            let letters = read_object(body).expect("a dead-letter object");
+            puts.lock().unwrap().extend(
+                letters
+                    .into_iter()
+                    .map(|l| (key.clone(), l.payload, l.reason)),
+            );
             true
         })
         .then_output(|| PutObjectOutput::builder().build())
@@ -315,13 +314,117 @@ async fn an_item_dynamodb_refuses_is_isolated_dead_lettered_and_its_neighbours_s
     assert_eq!(
         *puts.lock().unwrap(),
         [(
-            "parse-errors/shardId-000000000000/7".to_string(),
+            "parse-errors/shardId-000000000000/7-7.jsonl".to_string(),
             payloads[6].clone(),
             "store_rejected".to_string()
         )]
     );
     // Bisecting 25 items to one takes a handful of calls, not one per item.
     assert!(refused.num_calls() <= 6, "{}", refused.num_calls());
+}
+
+#[tokio::test]
+async fn refused_readings_go_in_a_second_object_after_the_parse_errors_of_the_batch() {
+    let (items, puts, published) = (log(), log(), log());
+    let [refused, kept] = dynamodb_validating(&items, |item| {
+        item.get(attr::REACTOR) == Some(&AttributeValue::S("refused".into()))
+    });
+    let lookups = ledger_empty();
+    let [sns_refused, sns_ok] = sns_validating(&published, "none");
+    let dead_letters = dead_letters_kept(&puts);
+    let pipeline = pipeline(
+        &[&refused, &lookups, &kept],
+        &[&sns_refused, &sns_ok],
+        &[&dead_letters],
+    );
+    let mut payloads: Vec<Vec<u8>> = (0..12).map(|_| payload("reactor-1", 500.0)).collect();
+    payloads[1] = b"{".to_vec();
+    payloads[4] = payload("refused", 500.0);
+    payloads[8] = payload("refused", 600.0);
+    payloads[10] = b"[]".to_vec();
+
+    let report = pipeline.process(batch(payloads.clone()), None).await;
+
+    assert!(report.response().batch_item_failures.is_empty());
+    let put_objects = report
+        .requests
+        .iter()
+        .find(|(op, _)| *op == AwsOperation::S3PutObject)
+        .map(|(_, n)| *n);
+    assert_eq!(put_objects, Some(2));
+    // In the order written: the parse errors' object during the batch, the refused readings'
+    // once the sinks answered.
+    assert_eq!(
+        *puts.lock().unwrap(),
+        [
+            (
+                "parse-errors/shardId-000000000000/2-11.jsonl".to_string(),
+                payloads[1].clone(),
+                "not_json".to_string()
+            ),
+            (
+                "parse-errors/shardId-000000000000/2-11.jsonl".to_string(),
+                payloads[10].clone(),
+                "not_an_object".to_string()
+            ),
+            (
+                "parse-errors/shardId-000000000000/5-9.jsonl".to_string(),
+                payloads[4].clone(),
+                "store_rejected".to_string()
+            ),
+            (
+                "parse-errors/shardId-000000000000/5-9.jsonl".to_string(),
+                payloads[8].clone(),
+                "store_rejected".to_string()
+            ),
+        ]
+    );
+    assert_eq!(
+        items.lock().unwrap().len(),
+        8,
+        "the other readings are stored"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_that_a_sink_refused_nothing_of_writes_no_second_object() {
+    let (items, puts, published) = (log(), log(), log());
+    let [refused, kept] = dynamodb_validating(&items, |_| false);
+    let lookups = ledger_empty();
+    let [sns_refused, sns_ok] = sns_validating(&published, "none");
+    let dead_letters = dead_letters_kept(&puts);
+    let pipeline = pipeline(
+        &[&refused, &lookups, &kept],
+        &[&sns_refused, &sns_ok],
+        &[&dead_letters],
+    );
+
+    let clean = pipeline
+        .process(batch(vec![payload("reactor-1", 500.0); 3]), None)
+        .await;
+    let with_errors = pipeline
+        .process(
+            batch(vec![
+                b"{".to_vec(),
+                payload("reactor-1", 500.0),
+                b"".to_vec(),
+            ]),
+            None,
+        )
+        .await;
+
+    let put_objects = |report: &BatchReport| {
+        report
+            .requests
+            .iter()
+            .filter(|(op, _)| *op == AwsOperation::S3PutObject)
+            .map(|(_, n)| *n)
+            .sum::<usize>()
+    };
+    assert_eq!(put_objects(&clean), 0);
+    assert_eq!(put_objects(&with_errors), 1);
+    assert_eq!(dead_letters.num_calls(), 1);
+    assert_eq!(puts.lock().unwrap().len(), 2);
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use reactor_monitor_local::testing as support;
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use reactor_monitor::adapters::dynamodb::{DynamoDbStore, attr};
-use reactor_monitor::adapters::s3::S3DeadLetters;
+use reactor_monitor::adapters::s3::{S3DeadLetters, read_object};
 use reactor_monitor::domain::{Reading, RejectReason, SequenceNumber};
 use reactor_monitor::ports::{DeadLetter, Located, Origin};
 use reactor_monitor::sinks;
@@ -54,6 +54,14 @@ fn origin(shard_id: String, partition_key: String) -> Origin {
         arrival: Utc.timestamp_opt(1_583_591_390, 0).unwrap(),
     }
 }
+
+/// Reasons of dead letters, sink refusals among them.
+const REASONS: [RejectReason; 4] = [
+    RejectReason::NotJson,
+    RejectReason::CorruptAggregate,
+    RejectReason::StoreRejected,
+    RejectReason::EnvelopeUnreadable,
+];
 
 /// CloudWatch's rule for a dimension value, written from its API reference.
 fn cloudwatch_accepts_dimension(value: &str) -> bool {
@@ -150,19 +158,46 @@ proptest! {
     }
 
     #[test]
-    fn every_dead_letter_key_and_metadata_obeys_s3(
+    fn every_dead_letter_key_and_metadata_obeys_s3_and_every_line_reads_back(
         shard in "[a-zA-Z0-9_.-]{1,128}",
         partition_key in "\\PC{1,256}",
+        digits in prop::collection::vec("[1-9][0-9]{0,128}", 1..4),
+        subsequence in prop::option::of(any::<u64>()),
+        reasons in prop::collection::vec(0usize..REASONS.len(), 1..4),
     ) {
-        let origin = origin(shard, partition_key);
-        let letter = DeadLetter { payload: b"x", origin: &origin, reason: RejectReason::NotJson };
-        let key = S3DeadLetters::object_key(&origin);
-        prop_assert!(!key.is_empty() && key.len() <= 1024);
-        let metadata = S3DeadLetters::metadata(&letter, "2020-03-07T14:29:50.000Z");
+        let origins: Vec<Origin> = digits
+            .iter()
+            .map(|d| {
+                let mut origin = origin(shard.clone(), partition_key.clone());
+                origin.sequence_number = match subsequence {
+                    Some(index) => SequenceNumber::new(d.clone()).user_record(index),
+                    None => SequenceNumber::new(d.clone()),
+                };
+                origin
+            })
+            .collect();
+        let letters: Vec<DeadLetter<'_>> = origins
+            .iter()
+            .zip(reasons.iter().cycle())
+            .map(|(origin, &r)| DeadLetter { payload: b"x", origin, reason: REASONS[r] })
+            .collect();
+
+        let key = S3DeadLetters::object_key(&letters).unwrap();
+        prop_assert!(sinks::s3::is_valid_object_key(&key) && key.len() <= 1024, "{key}");
+        prop_assert!(key.bytes().all(|b| (0x21..0x7f).contains(&b)), "{key:?}");
+        let metadata = S3DeadLetters::metadata(&letters, "2020-03-07T14:29:50.000Z");
         let total: usize = metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
         prop_assert!(total <= 2048, "{total}");
         for (_, value) in &metadata {
             prop_assert!(value.bytes().all(|b| (0x20..0x7f).contains(&b)), "{value:?}");
+        }
+        let body = S3DeadLetters::body(&letters, "2020-03-07T14:29:50.000Z");
+        let read = read_object(&body).unwrap();
+        prop_assert_eq!(read.len(), letters.len());
+        for (kept, letter) in read.iter().zip(&letters) {
+            prop_assert_eq!(&kept.partition_key, &letter.origin.partition_key);
+            prop_assert_eq!(&kept.sequence_number, &letter.origin.sequence_number);
+            prop_assert_eq!(kept.reason.as_str(), letter.reason.code());
         }
     }
 }

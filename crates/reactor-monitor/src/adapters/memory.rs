@@ -239,10 +239,15 @@ impl AlertPublisher for MemoryAlerts {
     }
 }
 
-/// Dead letters in memory, keyed like the S3 sink so that replays overwrite.
+/// Dead letters in memory: each record under its identity (shard, sequence number with the
+/// subsequence), as a reader of the S3 sink's objects keeps them, so that replays overwrite.
 #[derive(Default)]
 pub struct MemoryDeadLetters {
     pub letters: Mutex<BTreeMap<Key, (Vec<u8>, RejectReason)>>,
+    /// The records of each write that succeeded, in order: one entry per object.
+    pub objects: Mutex<Vec<Vec<Key>>>,
+    /// A write fails whole when its call fails or when it carries any record scripted to
+    /// fail (each such record's fault is used up).
     pub faults: Faults,
     /// Calls waiting to be released, for deadline tests: each call takes the next delay.
     pub delays: Mutex<VecDeque<std::time::Duration>>,
@@ -251,18 +256,31 @@ pub struct MemoryDeadLetters {
 impl DeadLetterSink for MemoryDeadLetters {
     const OPERATION: AwsOperation = AwsOperation::S3PutObject;
 
-    async fn put(&self, letter: DeadLetter<'_>) -> Result<(), TransientError> {
+    async fn put(&self, letters: &[DeadLetter<'_>]) -> Result<(), TransientError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
         let delay = self.delays.lock().unwrap().pop_front();
         if let Some(delay) = delay {
             tokio::time::sleep(delay).await;
         }
-        if self.faults.call_fails() || self.faults.item_fails(&letter.origin.sequence_number) {
+        let fails = self.faults.call_fails()
+            || letters
+                .iter()
+                .filter(|l| self.faults.item_fails(&l.origin.sequence_number))
+                .count()
+                > 0;
+        if fails {
             return Err(failure(Self::OPERATION, FailureKind::Service));
         }
-        self.letters
+        let mut kept = self.letters.lock().unwrap();
+        for letter in letters {
+            kept.insert(key(letter.origin), (letter.payload.to_vec(), letter.reason));
+        }
+        self.objects
             .lock()
             .unwrap()
-            .insert(key(letter.origin), (letter.payload.to_vec(), letter.reason));
+            .push(letters.iter().map(|l| key(l.origin)).collect());
         Ok(())
     }
 }
