@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
 use reactor_monitor::adapters::memory::{MemoryAlerts, MemoryDeadLetters, MemoryStore};
 use reactor_monitor::domain::SequenceNumber;
 use reactor_monitor::pipeline::{InboundRecord, Pipeline};
@@ -30,6 +30,22 @@ pub fn record(seq: u64, data: impl Into<Vec<u8>>) -> InboundRecord {
         },
         data: data.into(),
     }
+}
+
+/// A record of `shard_id` (`shardId-000000000001`, …), for deliveries of several shards.
+pub fn record_on(shard_id: &str, seq: u64, data: impl Into<Vec<u8>>) -> InboundRecord {
+    let mut record = record(seq, data);
+    record.origin.shard_id = shard_id.into();
+    record
+}
+
+/// The payload of one reading of `reactor` at `date`.
+pub fn reading_at(reactor: &str, temp: f64, date: DateTime<Utc>) -> Vec<u8> {
+    format!(
+        r#"{{"temp":{temp},"reactor":"{reactor}","date":"{}"}}"#,
+        date.to_rfc3339_opts(SecondsFormat::Millis, true)
+    )
+    .into_bytes()
 }
 
 /// Records numbered from 1 with the given payloads.

@@ -2,6 +2,7 @@
 //! clients, property tests, and real Kinesis event JSON.
 
 mod adapters_mocked;
+mod episode_properties;
 mod episodes;
 mod kinesis_event;
 mod mocked;
