@@ -21,8 +21,12 @@ use reactor_monitor_local::testing::{episode_scenario, memory_pipeline, reading_
 
 use scripted::{Event, FaultPlan, Faulted, Log, RecordKey, Scripted, Shape};
 
-type ScriptedPipeline =
-    Pipeline<MemoryStore, Scripted<MemoryStore>, Scripted<MemoryAlerts>, MemoryDeadLetters>;
+type ScriptedPipeline = Pipeline<
+    Scripted<MemoryStore>,
+    Scripted<MemoryStore>,
+    Scripted<MemoryAlerts>,
+    MemoryDeadLetters,
+>;
 
 /// The in-memory pipeline with the episode store and the publishers failing as `plan` says,
 /// both noting what happened in one log.
@@ -30,7 +34,7 @@ fn scripted_pipeline(plan: FaultPlan) -> ScriptedPipeline {
     let memory = memory_pipeline();
     let log = Log::default();
     Pipeline {
-        store: memory.store,
+        store: Scripted::new(memory.store, plan.clone(), log.clone()),
         ledger: Scripted::new(memory.ledger, plan.clone(), log.clone()),
         publisher: Scripted::new(memory.publisher, plan, log),
         dead_letters: memory.dead_letters,
@@ -485,7 +489,7 @@ async fn run(s: &Scenario) -> Result<(Vec<Event>, BTreeSet<RecordKey>), TestCase
             mapping.check_silence(*at).await?;
         }
     }
-    let stored = pipeline.store.readings.lock().unwrap().len();
+    let stored = pipeline.store.inner.readings.lock().unwrap().len();
     prop_assert_eq!(stored as u64, seq, "every reading is stored");
     Ok((mapping.log(), hot))
 }
@@ -622,4 +626,90 @@ proptest! {
         assert_no_rollback(&log)?;
         assert_alerts(&log, &hot)?;
     }
+}
+
+const ON_CALL_ENTRY_FAULTS: &[(Faulted, Entries)] = &[(Faulted::OnCallPublish, Entries::Fail)];
+const ON_CALL_CALL_FAULTS: &[(Faulted, Entries)] = &[(Faulted::OnCallPublish, Entries::Pass)];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn an_on_call_publish_failing_in_one_entry_pages_each_transition_once(
+        s in scenario(ON_CALL_ENTRY_FAULTS, 30),
+    ) {
+        let expected = oracle(&s.timeline());
+        let (log, _) = block_on(run(&s))?;
+        assert_notifications(&log, &expected)?;
+        assert_published_once(&log)?;
+    }
+
+    #[test]
+    fn on_call_publish_calls_failing_whole_page_each_transition_once(
+        s in scenario(ON_CALL_CALL_FAULTS, 30),
+    ) {
+        let expected = oracle(&s.timeline());
+        let (log, _) = block_on(run(&s))?;
+        assert_notifications(&log, &expected)?;
+        assert_published_once(&log)?;
+    }
+}
+
+#[tokio::test]
+async fn a_reactor_whose_notices_straddle_two_publish_calls_is_paged_once() {
+    let plan: FaultPlan = [(Faulted::OnCallPublish, [(1, Shape::Whole)].into())].into();
+    let pipeline = scripted_pipeline(plan);
+    let at = |s| episode_scenario::at(s);
+    let mut records: Vec<InboundRecord> = (0..10u64)
+        .map(|i| record_on(SHARD, i + 1, reading_at(&format!("r{i:02}"), 750.0, at(0))))
+        .collect();
+    records.push(record_on(SHARD, 11, reading_at("r09", 850.0, at(1))));
+    let mut mapping = Mapping {
+        pipeline: &pipeline,
+        calls: 0,
+    };
+    mapping.settle(records).await.unwrap();
+    let log = mapping.log();
+    for e in &log {
+        if let Event::Notified(n) = e {
+            eprintln!("{} {:?}", n.reactor, n.action);
+        }
+    }
+    let notified = log
+        .iter()
+        .filter(|e| matches!(e, Event::Notified(_)))
+        .count();
+    assert_eq!(notified, 11);
+}
+
+#[tokio::test]
+async fn an_on_call_entry_refused_pages_the_other_transitions_of_its_reactor_once() {
+    let plan: FaultPlan = [(Faulted::OnCallPublish, [(0, Shape::Entry(0))].into())].into();
+    let pipeline = scripted_pipeline(plan);
+    let at = |s| episode_scenario::at(s);
+    let records = vec![
+        record_on(SHARD, 1, reading_at("reactor-1", 750.0, at(0))),
+        record_on(SHARD, 2, reading_at("reactor-1", 600.0, at(5))),
+        record_on(SHARD, 3, reading_at("reactor-1", 600.0, at(305))),
+    ];
+    let mut mapping = Mapping {
+        pipeline: &pipeline,
+        calls: 0,
+    };
+    mapping.settle(records).await.unwrap();
+    let got: Vec<(EpisodeAction, DateTime<Utc>)> = mapping
+        .log()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notified(n) => Some((n.action, n.last_reading_at)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (EpisodeAction::Opened, at(0)),
+            (EpisodeAction::Resolved, at(305))
+        ]
+    );
 }

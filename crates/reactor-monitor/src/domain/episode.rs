@@ -146,6 +146,10 @@ pub struct SilentEpisode {
     pub id: String,
     /// When the check found the reactor silent (the check's clock).
     pub detected_at: DateTime<Utc>,
+    /// The severity its `silent` page went out with, which its `resolved` repeats (absent in
+    /// states written before it was kept: the hot episode's then, as it was at the silence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<Severity>,
 }
 
 /// One reactor's episode state, as stored (one item per reactor).
@@ -227,7 +231,9 @@ pub fn apply(
     let mut notifications = Vec::new();
 
     if let Some(silent) = next.silent.take() {
-        let severity = next.hot.as_ref().map_or(Severity::Warning, |h| h.severity);
+        let severity = silent
+            .severity
+            .unwrap_or_else(|| next.hot.as_ref().map_or(Severity::Warning, |h| h.severity));
         notifications.push(Notification {
             action: EpisodeAction::Resolved,
             episode_id: silent.id,
@@ -302,6 +308,27 @@ pub fn apply(
     }
 }
 
+/// The state to keep when only some of one reading's notifications went out (at most two:
+/// its silent episode `resolved`, then its hot episode's): `before` (the state before the
+/// reading) with the part of `after` (the state after it) whose notification went out. The
+/// reading itself is not recorded (`last_reading_at` stays), so applying it again sends the
+/// rest and nothing twice.
+pub fn partly_applied(
+    before: Option<&ReactorState>,
+    after: &ReactorState,
+    silent_sent: bool,
+    hot_sent: bool,
+) -> Option<ReactorState> {
+    let mut kept = before?.clone();
+    if silent_sent {
+        kept.silent = None;
+    }
+    if hot_sent {
+        kept.hot.clone_from(&after.hot);
+    }
+    Some(kept)
+}
+
 fn notification(
     action: EpisodeAction,
     reactor: &str,
@@ -335,11 +362,12 @@ pub fn check_silence(
     }
     let id = format!("{reactor}/silent/{}", stamp(&state.last_reading_at));
     let hot = state.hot.as_ref();
+    let severity = hot.map_or(Severity::Warning, |h| h.severity);
     let notification = Notification {
         action: EpisodeAction::Silent,
         episode_id: id.clone(),
         reactor: reactor.to_owned(),
-        severity: hot.map_or(Severity::Warning, |h| h.severity),
+        severity,
         peak_c: hot.map_or(state.last_c, |h| h.peak_c),
         last_c: state.last_c,
         first_reading_at: state.last_reading_at,
@@ -349,6 +377,7 @@ pub fn check_silence(
     next.silent = Some(SilentEpisode {
         id,
         detected_at: now,
+        severity: Some(severity),
     });
     Some((next, notification))
 }

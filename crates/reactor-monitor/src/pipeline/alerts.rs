@@ -57,16 +57,61 @@ pub(super) struct ReactorRun<'s> {
     expected_version: Option<u64>,
     /// The state as read.
     stored: Option<ReactorState>,
-    /// The state after the batch's readings.
+    /// The state after the batch's readings (after a notice failed: after the readings
+    /// before the one that caused it).
     state: Option<ReactorState>,
+    /// The state after each reading, in `readings` order.
+    states: Vec<ReactorState>,
     changed: bool,
     actions: Vec<(usize, Option<EpisodeAction>)>,
     notices: Vec<(usize, Notification)>,
     calls: Vec<CallTiming>,
+    /// Why the whole run failed (its lookup or its state write): every reading is retried.
     failure: Option<TransientError>,
+    /// A notice that did not go out: the position in `readings` of the reading that caused
+    /// it, and why. That reading and the later ones are retried; the earlier ones are done.
+    unsent: Option<(usize, TransientError)>,
 }
 
 impl<'s> ReactorRun<'s> {
+    /// The notices by the reading that caused them: ranges of `notices`, in reading order.
+    fn notice_groups(&self) -> Vec<std::ops::Range<usize>> {
+        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+        for (n, (i, _)) in self.notices.iter().enumerate() {
+            match groups.last_mut() {
+                Some(last) if self.notices[last.start].0 == *i => last.end = n + 1,
+                _ => groups.push(n..n + 1),
+            }
+        }
+        groups
+    }
+
+    /// Not every notice of one reading went out (`sent`, one per notice from `notice`, the
+    /// reading's first): the run keeps the state before that reading, with what the sent ones
+    /// announced (`episode::partly_applied`), written if that still changes the stored one,
+    /// and fails from that reading.
+    fn keep_before(&mut self, notice: usize, sent: &[bool], error: TransientError) {
+        let cause = self.notices[notice].0;
+        let at = self
+            .readings
+            .iter()
+            .position(|&i| i == cause)
+            .expect("a notice's reading is the run's");
+        let before = match at {
+            0 => self.stored.clone(),
+            _ => Some(self.states[at - 1].clone()),
+        };
+        // Two notices of one reading are its silent episode's `resolved`, then its hot one's.
+        self.state = match sent {
+            [silent, hot] => {
+                episode::partly_applied(before.as_ref(), &self.states[at], *silent, *hot)
+            }
+            _ => before,
+        };
+        self.changed = self.state.is_some() && self.state != self.stored;
+        self.unsent = Some((at, error));
+    }
+
     fn new(reactor: &'s str) -> Self {
         Self {
             reactor,
@@ -74,11 +119,13 @@ impl<'s> ReactorRun<'s> {
             expected_version: None,
             stored: None,
             state: None,
+            states: Vec::new(),
             changed: false,
             actions: Vec::new(),
             notices: Vec::new(),
             calls: Vec::new(),
             failure: None,
+            unsent: None,
         }
     }
 }
@@ -222,6 +269,7 @@ where
                 run.actions.push((i, step.action));
                 run.notices
                     .extend(step.notifications.into_iter().map(|n| (i, n)));
+                run.states.push(step.state.clone());
                 run.state = Some(step.state);
             }
             run.changed = run
@@ -232,7 +280,7 @@ where
     }
 
     /// The alerts not yet out and the on-call notices, concurrently (`MAX_BATCH` and
-    /// `MAX_NOTIFY_BATCH` a request). A failed notice fails its reactor's run.
+    /// `MAX_NOTIFY_BATCH` a request).
     async fn publish(
         &self,
         gate: &Gate,
@@ -244,14 +292,7 @@ where
         let to_publish: Vec<usize> = (0..alerts.len())
             .filter(|&a| statuses[a].1.is_none())
             .collect();
-        let pending: Vec<(usize, usize)> = runs
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.failure.is_none())
-            .flat_map(|(at, r)| (0..r.notices.len()).map(move |n| (at, n)))
-            .collect();
-        let runs_ref = &*runs;
-        let (published, notified) = tokio::join!(
+        let (published, mut requests) = tokio::join!(
             join_all(to_publish.chunks(P::MAX_BATCH.max(1)).map(|chunk| {
                 let batch: Vec<Alert<'_>> = chunk.iter().map(|&a| alerts[a]).collect();
                 async move {
@@ -262,21 +303,8 @@ where
                     (chunk, timing, results)
                 }
             })),
-            join_all(pending.chunks(P::MAX_NOTIFY_BATCH.max(1)).map(|chunk| {
-                let notices: Vec<Notice<'_>> = chunk
-                    .iter()
-                    .map(|&(at, n)| notice(slots, &runs_ref[at].notices[n]))
-                    .collect();
-                async move {
-                    let (timing, results) = gate
-                        .call(P::NOTIFY_OPERATION, self.publisher.notify(&notices))
-                        .await;
-                    let results = results.unwrap_or_else(|e| vec![Err(e); notices.len()]);
-                    (chunk, timing, results)
-                }
-            })),
+            self.notify(gate, slots, runs),
         );
-        let mut requests = Vec::new();
         for (chunk, timing, results) in published {
             requests.push(P::OPERATION);
             for (&a, result) in chunk.iter().zip(results) {
@@ -287,12 +315,86 @@ where
                 });
             }
         }
-        for (chunk, timing, results) in notified {
-            requests.push(P::NOTIFY_OPERATION);
-            for (&(at, _), result) in chunk.iter().zip(results) {
-                runs[at].calls.push(with_error(&timing, &result));
-                if let Err(e) = result {
-                    runs[at].failure.get_or_insert(e);
+        requests
+    }
+
+    /// The on-call notices, in rounds: the notices of every reactor's first reading that
+    /// caused any, then of its second, and so on, so that a reactor's pages go out in order
+    /// and none after one that failed (the notices of one reading, at most two, go out in one
+    /// call). A reactor whose notice failed keeps the state before the reading that caused
+    /// it, and that reading and its later ones are retried: a page that went out is not sent
+    /// again because a later one did not.
+    async fn notify(
+        &self,
+        gate: &Gate,
+        slots: &[Slot],
+        runs: &mut [ReactorRun<'_>],
+    ) -> Vec<AwsOperation> {
+        let groups: Vec<Vec<std::ops::Range<usize>>> =
+            runs.iter().map(ReactorRun::notice_groups).collect();
+        let mut requests = Vec::new();
+        for round in 0.. {
+            let pending: Vec<usize> = (0..runs.len())
+                .filter(|&at| {
+                    let run = &runs[at];
+                    run.failure.is_none() && run.unsent.is_none() && groups[at].len() > round
+                })
+                .collect();
+            if pending.is_empty() {
+                break;
+            }
+            // Calls of at most `MAX_NOTIFY_BATCH` notices, a reading's notices never split.
+            let mut calls: Vec<Vec<usize>> = Vec::new();
+            let mut size = 0;
+            for &at in &pending {
+                let len = groups[at][round].len();
+                if calls.is_empty() || size + len > P::MAX_NOTIFY_BATCH.max(2) {
+                    calls.push(Vec::new());
+                    size = 0;
+                }
+                calls.last_mut().expect("a call").push(at);
+                size += len;
+            }
+            let (runs_ref, groups_ref) = (&*runs, &groups);
+            let notified = join_all(calls.iter().map(|call| {
+                let notices: Vec<(usize, Notice<'_>)> = call
+                    .iter()
+                    .flat_map(|&at| {
+                        groups_ref[at][round]
+                            .clone()
+                            .map(move |n| (at, notice(slots, &runs_ref[at].notices[n])))
+                    })
+                    .collect();
+                async move {
+                    let batch: Vec<Notice<'_>> = notices.iter().map(|(_, n)| *n).collect();
+                    let (timing, results) = gate
+                        .call(P::NOTIFY_OPERATION, self.publisher.notify(&batch))
+                        .await;
+                    let results = results.unwrap_or_else(|e| vec![Err(e); batch.len()]);
+                    let owners: Vec<usize> = notices.iter().map(|(at, _)| *at).collect();
+                    (owners, timing, results)
+                }
+            }))
+            .await;
+            for (owners, timing, results) in notified {
+                requests.push(P::NOTIFY_OPERATION);
+                let mut by_run: Vec<(usize, Vec<Result<String, TransientError>>)> = Vec::new();
+                for (at, result) in owners.into_iter().zip(results) {
+                    match by_run.last_mut() {
+                        Some((last, results)) if *last == at => results.push(result),
+                        _ => by_run.push((at, vec![result])),
+                    }
+                }
+                for (at, results) in by_run {
+                    let error = results.iter().find_map(|r| r.as_ref().err()).cloned();
+                    runs[at].calls.push(CallTiming {
+                        error: error.as_ref().map(|e| e.kind),
+                        ..timing.clone()
+                    });
+                    if let Some(e) = error {
+                        let sent: Vec<bool> = results.iter().map(Result::is_ok).collect();
+                        runs[at].keep_before(groups[at][round].start, &sent, e);
+                    }
                 }
             }
         }
@@ -350,12 +452,12 @@ pub(super) fn episode_results(
 ) -> impl Iterator<Item = (usize, Vec<CallTiming>, EpisodeResult)> + '_ {
     runs.into_iter().flat_map(|run| {
         let actions: HashMap<usize, Option<EpisodeAction>> = run.actions.into_iter().collect();
-        let failure = run.failure;
-        let calls = run.calls;
-        run.readings.into_iter().map(move |i| {
-            let result = match &failure {
-                Some(e) => Err(e.clone()),
-                None => Ok(actions.get(&i).copied().flatten()),
+        let (failure, unsent, calls) = (run.failure, run.unsent, run.calls);
+        run.readings.into_iter().enumerate().map(move |(at, i)| {
+            let result = match (&failure, &unsent) {
+                (Some(e), _) => Err(e.clone()),
+                (None, Some((from, e))) if at >= *from => Err(e.clone()),
+                _ => Ok(actions.get(&i).copied().flatten()),
             };
             (i, calls.clone(), result)
         })

@@ -11,7 +11,7 @@ use reactor_monitor::domain::episode::{Notification, ReactorState};
 use reactor_monitor::operation::AwsOperation;
 use reactor_monitor::ports::{
     Alert, AlertLedger, AlertPublisher, EpisodeStore, FailureKind, ItemResults, Loaded, Notice,
-    OnCallPublisher, StateChange, TransientError, VersionedState,
+    OnCallPublisher, ReadingStore, ReadingWrite, StateChange, TransientError, VersionedState,
 };
 
 /// The calls a plan can fail, each counted apart from 0 in the order they are made.
@@ -21,7 +21,7 @@ pub enum Faulted {
     Lookup,
     /// The conditional write of states (a transaction: it fails whole).
     StateWrite,
-    /// The alert ledger's records.
+    /// The readings' writes, which carry the alert ledger's records.
     LedgerWrite,
     AlertPublish,
     OnCallPublish,
@@ -134,29 +134,33 @@ fn key_of(alert: &Alert<'_>) -> RecordKey {
 
 impl AlertLedger for Scripted<MemoryStore> {
     const LOOKUP_OPERATION: AwsOperation = <MemoryStore as AlertLedger>::LOOKUP_OPERATION;
-    const RECORD_OPERATION: AwsOperation = <MemoryStore as AlertLedger>::RECORD_OPERATION;
-    const MAX_BATCH: usize = <MemoryStore as AlertLedger>::MAX_BATCH;
 
     async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
         self.inner.already_sent(alerts).await
     }
+}
 
-    async fn record_sent(&self, alerts: &[(Alert<'_>, String)]) -> ItemResults {
-        let failing = self.draw(Faulted::LedgerWrite, alerts.len());
-        let keep: Vec<(Alert<'_>, String)> = alerts
-            .iter()
-            .zip(&failing)
-            .filter(|(_, f)| !**f)
-            .map(|(a, _)| a.clone())
-            .collect();
-        let done = self.inner.record_sent(&keep).await;
-        let results = merge(&failing, done, Self::RECORD_OPERATION);
+/// The readings' writes: those of alerting readings are the alert ledger's records.
+impl ReadingStore for Scripted<MemoryStore> {
+    const OPERATION: AwsOperation = <MemoryStore as ReadingStore>::OPERATION;
+    const MAX_BATCH: usize = <MemoryStore as ReadingStore>::MAX_BATCH;
+
+    async fn put_readings(&self, batch: &[ReadingWrite<'_>]) -> ItemResults {
+        let failing = self.draw(Faulted::LedgerWrite, batch.len());
+        let done = self.inner.put_readings(&kept(batch, &failing)).await;
+        let results = merge(&failing, done, Self::OPERATION);
         self.note(
-            alerts
+            batch
                 .iter()
                 .zip(&results)
-                .filter(|(_, r)| r.is_err())
-                .map(|((a, _), _)| Event::LedgerWriteFailed(key_of(a))),
+                .filter(|(w, r)| w.alert.is_some() && r.is_err())
+                .map(|(w, _)| {
+                    let origin = w.located.origin;
+                    Event::LedgerWriteFailed((
+                        origin.shard_id.clone(),
+                        origin.sequence_number.clone(),
+                    ))
+                }),
         );
         results
     }
@@ -183,31 +187,17 @@ impl EpisodeStore for Scripted<MemoryStore> {
         loaded
     }
 
-    async fn save(
-        &self,
-        changes: &[StateChange<'_>],
-        sent: &[(Alert<'_>, String)],
-    ) -> (ItemResults, ItemResults) {
-        let (states, records) = if self.draw(Faulted::StateWrite, 1)[0] {
-            let e = injected(Self::SAVE_OPERATION);
-            (
-                vec![Err(e.clone()); changes.len()],
-                vec![Err(e); sent.len()],
-            )
+    async fn save(&self, changes: &[StateChange<'_>]) -> ItemResults {
+        let states = if self.draw(Faulted::StateWrite, 1)[0] {
+            vec![Err(injected(Self::SAVE_OPERATION)); changes.len()]
         } else {
-            self.inner.save(changes, sent).await
+            self.inner.save(changes).await
         };
         self.note(changes.iter().zip(&states).map(|(c, r)| match r {
             Ok(()) => Event::StateWritten(c.reactor.to_owned(), c.state.clone()),
             Err(_) => Event::StateWriteFailed(c.reactor.to_owned()),
         }));
-        self.note(
-            sent.iter()
-                .zip(&records)
-                .filter(|(_, r)| r.is_err())
-                .map(|((a, _), _)| Event::LedgerWriteFailed(key_of(a))),
-        );
-        (states, records)
+        states
     }
 
     async fn all_states(&self) -> Result<Vec<(String, VersionedState)>, TransientError> {
