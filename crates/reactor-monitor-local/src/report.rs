@@ -20,6 +20,7 @@ use reactor_monitor::domain::Thresholds;
 use reactor_monitor::telemetry::names::{SERVICE_NAME, spans as names};
 
 pub use html::Headline;
+pub(crate) use html::thousands;
 
 /// Alerts and rejections a report keeps.
 pub const RECENT: usize = 10;

@@ -27,6 +27,9 @@ pub struct RunSummary {
     errors: BTreeMap<FlowType, usize>,
     pub requests: BTreeMap<&'static str, usize>,
     pub invocation_latencies: Vec<Duration>,
+    /// The episode actions of every delivery of every record: the on-call read-back's
+    /// reference.
+    pub on_call: crate::on_call::Reported,
 }
 
 /// One row of the unique-flows table.
@@ -43,6 +46,7 @@ pub struct FlowRow {
 impl RunSummary {
     pub fn record_batch(&mut self, report: &BatchReport, latency: Duration) {
         self.invocation_latencies.push(latency);
+        self.on_call.record_batch(report);
         for (op, n) in &report.requests {
             *self.requests.entry(op.name()).or_default() += n;
         }
