@@ -287,6 +287,10 @@ struct UpArgs {
     /// Write the session's flows as one self-contained HTML page to FILE when it stops.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Run the scheduled silence check every SECONDS (the deployed schedule: every minute),
+    /// on the wall clock; the live view says when it last ran and what it found.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    silence_check_every: u64,
 }
 
 #[derive(Args)]
@@ -436,6 +440,7 @@ async fn run_up(args: UpArgs) -> anyhow::Result<ExitCode> {
         batching_window: Duration::from_millis(args.batching_window_ms),
         starting_position: args.starting_position,
         report: args.report,
+        silence_check_every: Duration::from_secs(args.silence_check_every),
         ..up::UpOptions::default()
     })
     .await?;
