@@ -394,6 +394,18 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     report.trace_flows = unique_flows(&spans);
     report.spans_received = spans.len();
     report.flow_report = FlowReport::from_spans(&spans, config.thresholds);
+    // A local run knows every reading's date: the chart and its episode marks in reading time.
+    report.flow_report.in_reading_time(
+        summary
+            .readings
+            .values()
+            .map(|(reactor, date, temp)| (reactor.as_str(), *date, *temp)),
+    );
+    if let Some(episodes) = &config.episodes {
+        report
+            .flow_report
+            .mark_episodes(&report.on_call.pages, episodes.policy.silent_after);
+    }
     report.collector_notes = collector_notes;
     report.spans = spans;
     Ok(report)

@@ -83,9 +83,12 @@ fn a_local_run_of_the_episode_scenario_reads_back_each_page_once() {
     let file = dir.path().join("episodes.jsonl");
     write_scenario(&file);
 
+    let page = dir.path().join("report.html");
     let output = cli()
         .args(["local", "--json", "--input"])
         .arg(&file)
+        .arg("--report")
+        .arg(&page)
         .output()
         .unwrap();
 
@@ -149,4 +152,43 @@ fn a_local_run_of_the_episode_scenario_reads_back_each_page_once() {
         "{}",
         run["verdict"]
     );
+
+    // The report marks each page on reactor-7's temperature chart, labelled, at its reading.
+    let html = std::fs::read_to_string(&page).unwrap();
+    for (action, second) in episodes::EXPECTED[..4]
+        .iter()
+        .map(|&(a, s)| (a.as_str(), s))
+    {
+        let mark = format!(
+            "<g class=\"episode-mark\" data-action=\"{action}\" data-reading-at=\"{}\">",
+            stamp(second)
+        );
+        assert_eq!(html.matches(&mark).count(), 1, "{mark}");
+    }
+    assert_eq!(
+        html.matches("<g class=\"episode-mark\" data-action=\"silent\"")
+            .count(),
+        1
+    );
+    assert_eq!(html.matches("<g class=\"episode-mark\"").count(), 5);
+    for action in ["opened", "escalated", "repeated", "resolved", "silent"] {
+        assert!(
+            html.contains(&format!(">{action}</text></g>")),
+            "{action} labelled"
+        );
+    }
+    let saved = dir.path().join("run.json");
+    std::fs::write(&saved, &output.stdout).unwrap();
+    let again = dir.path().join("again.html");
+    assert_success(
+        &cli()
+            .arg("report")
+            .arg(&saved)
+            .arg("--output")
+            .arg(&again)
+            .output()
+            .unwrap(),
+    );
+    let redrawn = std::fs::read_to_string(&again).unwrap();
+    assert_eq!(redrawn.matches("<g class=\"episode-mark\"").count(), 5);
 }
