@@ -182,7 +182,7 @@ pub struct SilenceCheckRun {
     pub at: DateTime<Utc>,
     /// Reactors whose state it read.
     pub reactors: usize,
-    /// Reactors it paged `silent` (published and recorded).
+    /// Reactors it paged `silent` (published and recorded), `reactor-2` before `reactor-10`.
     pub silent: Vec<String>,
     /// Pages not published or not recorded, each with its reason.
     pub failures: Vec<String>,
@@ -192,10 +192,12 @@ pub struct SilenceCheckRun {
 
 impl SilenceCheckRun {
     fn of(at: DateTime<Utc>, report: &SilenceReport) -> Self {
+        let mut silent: Vec<String> = report.notified.iter().map(|n| n.reactor.clone()).collect();
+        silent.sort_by_key(|r| crate::report::natural_key(r));
         Self {
             at,
             reactors: report.reactors,
-            silent: report.notified.iter().map(|n| n.reactor.clone()).collect(),
+            silent,
             failures: report.failures.iter().map(|e| e.to_string()).collect(),
             open: report
                 .open
@@ -215,12 +217,11 @@ impl SilenceCheckRun {
         match self.silent.len() {
             0 => line.push_str("none silent"),
             n => {
-                let _ = write!(
-                    line,
-                    "{n} silent page{} ({})",
-                    plural(n),
-                    self.silent.join(", ")
-                );
+                let mut named = self.silent[..n.min(NAMED_SILENT)].join(", ");
+                if n > NAMED_SILENT {
+                    let _ = write!(named, " and {} more", n - NAMED_SILENT);
+                }
+                let _ = write!(line, "{n} silent page{} ({named})", plural(n));
             }
         }
         if !self.failures.is_empty() {
@@ -239,6 +240,9 @@ impl SilenceCheckRun {
         line
     }
 }
+
+/// Reactors a silence check's line names; the rest are counted.
+const NAMED_SILENT: usize = 5;
 
 fn plural(n: usize) -> &'static str {
     if n == 1 { "" } else { "s" }
@@ -661,6 +665,22 @@ mod tests {
         assert_eq!((back.unreported, back.unreadable), (1, 1));
         assert_eq!(back.delivered["escalated"], 1);
         assert_eq!(back.published["escalated"], 0);
+    }
+
+    #[test]
+    fn a_silence_check_line_names_a_few_reactors_and_counts_the_rest() {
+        let run = SilenceCheckRun {
+            at: at(0),
+            reactors: 9,
+            silent: (1..=7).map(|i| format!("reactor-{i}")).collect(),
+            failures: Vec::new(),
+            open: BTreeMap::from([("warning".to_string(), 2), ("silent".to_string(), 7)]),
+        };
+        assert_eq!(
+            run.describe(),
+            "9 reactors checked, 7 silent pages (reactor-1, reactor-2, reactor-3, reactor-4, \
+             reactor-5 and 2 more); open: 2 warning, 0 emergency, 7 silent"
+        );
     }
 
     #[test]

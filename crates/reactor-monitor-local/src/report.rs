@@ -600,7 +600,7 @@ fn series(readings: Vec<(&str, i64, f64)>) -> Vec<ReactorSeries> {
 }
 
 /// `reactor-2` before `reactor-10`.
-fn natural_key(name: &str) -> (String, u64) {
+pub(crate) fn natural_key(name: &str) -> (String, u64) {
     let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     let (stem, number) = name.split_at(name.len() - digits);
     (stem.to_string(), number.parse().unwrap_or(0))

@@ -60,8 +60,8 @@ impl FromStr for Scenario {
 }
 
 /// What `--scenario` says in `--help`. A unit test holds it to [`episodes::EXPECTED`].
-pub const HELP: &str = "A scripted dataset instead of the random mix (--count and the shares \
-do not apply).\n\n\
+pub const HELP: &str = "A scripted dataset instead of the random mix (--count, --readings and \
+the shares do not apply).\n\n\
 episodes: reactor-7, one reading every 10 s from 2026-11-01T00:00:00Z (time is the readings' \
 own date), 200 readings. It ramps up from 640 °C by 5 °C a reading, crosses the warning \
 threshold at 00:02:00, holds 750 °C (warning) until 00:22:00, spikes to 850 °C (emergency) for \
@@ -78,8 +78,8 @@ at 00:02:00, repeated at 00:17:00 (15 minutes on), escalated at 00:22:00, resolv
 /// (warning) long enough to be repeated, 850 °C (emergency) from [`ESCALATED_SECOND`] for 5
 /// minutes, then 600 °C (below warning − margin) until [`LAST_HEARD_SECOND`]; then silence,
 /// and one reading back at [`EPISODE_RETURN_SECOND`]. Times are seconds from [`start`];
-/// [`index`] gives a reading's position in [`heard`]. [`EXPECTED`] lists the notifications it yields under
-/// the default [`EpisodePolicy`](reactor_monitor::domain::episode::EpisodePolicy).
+/// [`index`] gives a reading's position in [`heard`]. [`EXPECTED`] lists the notifications it
+/// yields under the default [`EpisodePolicy`](reactor_monitor::domain::episode::EpisodePolicy).
 pub mod episodes {
     use chrono::{DateTime, TimeDelta, TimeZone, Utc};
     use reactor_monitor::domain::episode::EpisodeAction;

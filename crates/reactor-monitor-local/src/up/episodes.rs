@@ -218,8 +218,10 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "reactor-1    warning    peak   750.0 °C  since 2020-03-07T14:29:50Z  reactor-1/hot/2020-03-07T14:29:50.000Z",
-                "reactor-1    silent     peak          -  since 2020-03-07T14:29:50Z  reactor-1/silent/2020-03-07T14:29:50.000Z",
+                "reactor-1    warning    peak   750.0 °C  since 2020-03-07T14:29:50Z  \
+                 reactor-1/hot/2020-03-07T14:29:50.000Z",
+                "reactor-1    silent     peak          -  since 2020-03-07T14:29:50Z  \
+                 reactor-1/silent/2020-03-07T14:29:50.000Z",
             ]
         );
     }
@@ -267,7 +269,10 @@ mod tests {
         watch.check(&store, &publisher).await;
         let line = watch.check_line();
         assert!(
-            line.contains("1 reactor checked, 1 silent page (reactor-1); open: 1 warning, 0 emergency, 1 silent"),
+            line.ends_with(
+                "1 reactor checked, 1 silent page (reactor-1); open: 1 warning, 0 emergency, \
+                 1 silent"
+            ),
             "{line}"
         );
         assert_eq!(watch.open_lines().len(), 2, "hot and silent");
