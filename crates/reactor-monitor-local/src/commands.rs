@@ -8,7 +8,7 @@ use lambda_runtime::LambdaEvent;
 use reactor_monitor::kinesis::KinesisBatch;
 
 use crate::emulator::Emulator;
-use crate::generate::{self, Mix};
+use crate::generate::{self, Mix, OutgoingRecord};
 use crate::resources::{self, ResourceNames};
 use crate::run::LocalReport;
 use reactor_monitor::aws;
@@ -30,10 +30,7 @@ async fn with_endpoint<T>(
     result
 }
 
-/// Puts generated readings into a stream, `aggregate` readings at most per Kinesis record
-/// when given (KPL aggregation). With an endpoint (or `AWS_ENDPOINT_URL`) it talks to that
-/// emulator with dummy credentials; without, to the deployed stream in AWS with the standard
-/// credential chain, like the AWS CLI. `rate` is in readings per second.
+/// Puts `count` generated readings of `mix` into a stream: [`put_readings`].
 pub async fn generate(
     endpoint: Option<String>,
     stream: &str,
@@ -42,13 +39,28 @@ pub async fn generate(
     mix: &Mix,
     aggregate: Option<usize>,
 ) -> anyhow::Result<()> {
+    let readings = generate::generate(mix, count);
+    put_readings(endpoint, stream, readings, rate, aggregate).await
+}
+
+/// Puts readings into a stream, `aggregate` readings at most per Kinesis record when given
+/// (KPL aggregation). With an endpoint (or `AWS_ENDPOINT_URL`) it talks to that emulator with
+/// dummy credentials; without, to the deployed stream in AWS with the standard credential
+/// chain, like the AWS CLI. `rate` is in readings per second.
+pub async fn put_readings(
+    endpoint: Option<String>,
+    stream: &str,
+    readings: Vec<OutgoingRecord>,
+    rate: Option<f64>,
+    aggregate: Option<usize>,
+) -> anyhow::Result<()> {
     let endpoint = endpoint.or_else(|| std::env::var("AWS_ENDPOINT_URL").ok());
     let sdk = match &endpoint {
         Some(endpoint) => aws::local_sdk_config(endpoint).await,
         None => aws::sdk_config(None).await,
     };
     let kinesis = aws_sdk_kinesis::Client::new(&sdk);
-    let readings = generate::generate(mix, count);
+    let count = readings.len();
     let records = match aggregate {
         Some(per_record) => generate::aggregate(&readings, per_record),
         None => readings,
@@ -77,6 +89,41 @@ pub async fn generate(
             placements.len()
         ),
     }
+    Ok(())
+}
+
+/// Writes readings to `path` as the JSON Lines `local --input` reads, `aggregate` readings at
+/// most per Kinesis record when given; `-` is stdout.
+///
+/// # Errors
+/// The file cannot be written.
+pub fn write_records(
+    path: &Path,
+    readings: Vec<OutgoingRecord>,
+    aggregate: Option<usize>,
+) -> anyhow::Result<()> {
+    let count = readings.len();
+    let records = match aggregate {
+        Some(per_record) => generate::aggregate(&readings, per_record),
+        None => readings,
+    };
+    if path == Path::new("-") {
+        let mut stdout = std::io::stdout().lock();
+        generate::write_input(&records, &mut stdout).context("writing to stdout")?;
+        return Ok(());
+    }
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    generate::write_input(&records, &mut file)
+        .and_then(|()| Ok(std::io::Write::flush(&mut file)?))
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "wrote {count} readings in {} records to {} (reactor-monitor local --input {})",
+        records.len(),
+        path.display(),
+        path.display()
+    );
     Ok(())
 }
 
@@ -146,6 +193,7 @@ pub fn human_report(report: &LocalReport) -> String {
         "read back       {} items, {} alerts delivered to the alerts queue, {} dead letters\n",
         report.verified.items, report.verified.alerts_delivered, report.verified.dead_letters
     ));
+    out.push_str(&report.on_call.summary());
     out.push_str(&format!(
         "throughput      {:.0} readings/s over {:.2} s, {} invocations (p50 {:.1} ms, p99 {:.1} ms), {:.1} AWS requests per 1,000 readings\n\n",
         report.readings_per_second, report.process_seconds, report.invocations, report.invocation_p50_ms, report.invocation_p99_ms, report.aws_requests_per_1000_readings

@@ -250,6 +250,25 @@ pub fn read_input(path: &Path) -> anyhow::Result<Vec<OutgoingRecord>> {
     Ok(records)
 }
 
+/// Writes records as the JSON Lines [`read_input`] reads: `{"data": "<base64>",
+/// "partitionKey": "<key>"}`, one a line.
+///
+/// # Errors
+/// Writing to `out` failed.
+pub fn write_input(
+    records: &[OutgoingRecord],
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    for record in records {
+        let line = serde_json::json!({
+            "data": base64::engine::general_purpose::STANDARD.encode(&record.data),
+            "partitionKey": record.partition_key,
+        });
+        writeln!(out, "{line}")?;
+    }
+    Ok(())
+}
+
 /// Where a record landed in the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Placement {
@@ -532,6 +551,22 @@ print(json.dumps({k: [shapes[k].get("min"), shapes[k].get("max")] for k in ["Par
         assert_eq!(records.len(), 3);
         assert_eq!(records[1].data, readings[1].data);
         assert_eq!(readings_in(&records), 3);
+    }
+
+    #[test]
+    fn written_records_read_back_as_the_same_records() {
+        let records = generate(&Mix::default(), 50);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("records.jsonl");
+        let mut file = std::fs::File::create(&path).unwrap();
+
+        write_input(&records, &mut file).unwrap();
+
+        let back = read_input(&path).unwrap();
+        assert_eq!(back.len(), 50);
+        for (a, b) in records.iter().zip(&back) {
+            assert_eq!((&a.data, &a.partition_key), (&b.data, &b.partition_key));
+        }
     }
 
     #[test]

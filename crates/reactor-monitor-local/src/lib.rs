@@ -11,10 +11,12 @@ pub mod generate;
 pub mod jaeger;
 pub mod kpl;
 pub mod metrics;
+pub mod on_call;
 pub mod otlp;
 pub mod report;
 pub mod resources;
 pub mod run;
+pub mod scenario;
 pub mod summary;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -21,6 +21,9 @@ pub struct EmfTotals {
     pub record_errors: BTreeMap<String, u64>,
     /// `Alerts` per `Severity`.
     pub alerts: BTreeMap<String, u64>,
+    /// `EpisodeActions` per `EpisodeAction`: every delivery of every reading by what it did
+    /// to its reactor's episode (`suppressed` included), and the silence check's `silent` pages.
+    pub episode_actions: BTreeMap<String, u64>,
     pub readings: u64,
     pub dead_lettered: u64,
     pub retried_records: u64,
@@ -67,8 +70,13 @@ impl EmfTotals {
             *self.records.entry(flow.clone()).or_default() += count(m::RECORDS)?.unwrap_or(0);
             *self.record_errors.entry(flow).or_default() += count(m::RECORD_ERRORS)?.unwrap_or(0);
         }
-        if let Some(severity) = dimension(m::DIM_SEVERITY) {
-            *self.alerts.entry(severity).or_default() += count(m::ALERTS)?.unwrap_or(0);
+        // `Severity` also dimensions the silence check's `OpenEpisodes`: alerts only here.
+        if let (Some(severity), Some(alerts)) = (dimension(m::DIM_SEVERITY), count(m::ALERTS)?) {
+            *self.alerts.entry(severity).or_default() += alerts;
+        }
+        if let Some(action) = dimension(m::DIM_EPISODE_ACTION) {
+            *self.episode_actions.entry(action).or_default() +=
+                count(m::EPISODE_ACTIONS)?.unwrap_or(0);
         }
         self.readings += count(m::READINGS)?.unwrap_or(0);
         self.dead_lettered += count(m::DEAD_LETTERED)?.unwrap_or(0);

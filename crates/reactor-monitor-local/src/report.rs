@@ -1,6 +1,7 @@
 //! A picture of the flows, drawn from the spans received over OTLP: the flow map (records per
 //! edge, like a service map), the unique-flows table, one example trace per flow, the
-//! temperature per reactor over time, and the latest alerts and rejections.
+//! temperature per reactor over time (with a local run's on-call pages marked on it), and the
+//! latest alerts and rejections.
 //!
 //! [`FlowReport`] is the data (`local --json` carries it as `flow_report`, so `reactor-monitor
 //! report` can draw a run later); [`FlowReport::to_html`] renders one self-contained page.
@@ -12,7 +13,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
+use chrono::{DateTime, TimeDelta, Utc};
 use opentelemetry_semantic_conventions::attribute as semconv;
+use reactor_monitor::domain::episode::EpisodeAction;
 use serde::{Deserialize, Serialize};
 
 use crate::otlp::{ReceivedSpan, TraceFlowRow, unique_flows};
@@ -20,6 +23,7 @@ use reactor_monitor::domain::Thresholds;
 use reactor_monitor::telemetry::names::{SERVICE_NAME, spans as names};
 
 pub use html::Headline;
+pub(crate) use html::thousands;
 
 /// Alerts and rejections a report keeps.
 pub const RECENT: usize = 10;
@@ -39,10 +43,46 @@ pub struct FlowReport {
     pub edges: Vec<Edge>,
     pub examples: Vec<ExampleTrace>,
     pub reactors: Vec<ReactorSeries>,
+    /// The clock of the temperature chart's time axis.
+    #[serde(default)]
+    pub time_axis: TimeAxis,
     /// Newest first.
     pub alerts: Vec<Notable>,
     /// Newest first.
     pub rejections: Vec<Notable>,
+    /// On-call pages to mark on the temperature chart, in reading time: from a local run's
+    /// on-call read-back (none for `up`, or a run saved before episodes).
+    #[serde(default)]
+    pub episodes: Vec<EpisodeMark>,
+}
+
+/// The clock of the temperature chart.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeAxis {
+    /// When each record was processed (its record span's start): all `up` knows.
+    #[default]
+    Processing,
+    /// Each reading's own `date`, the clock of alert episodes: a local run knows every
+    /// reading's ([`FlowReport::in_reading_time`]).
+    Reading,
+}
+
+/// One on-call page (an episode's transition) on its reactor's temperature chart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeMark {
+    pub reactor: String,
+    /// `opened`, `escalated`, `repeated`, `resolved` or `silent`.
+    pub action: String,
+    /// The episode's severity when the page went out.
+    pub severity: String,
+    pub episode_id: String,
+    /// The date of the reading the page names as last (for `silent`: the last one written),
+    /// RFC 3339 UTC.
+    pub reading_at: String,
+    /// When the transition happened on the readings' clock (unix ms): the reading's date; for
+    /// `silent`, `SILENCE_MINUTES` after it, when the reactor counts as silent.
+    pub at_unix_ms: i64,
 }
 
 /// One row of the unique-flows table: record spans of one flow type.
@@ -264,9 +304,52 @@ impl FlowReport {
             edges,
             examples: examples(spans),
             reactors: reactors(spans),
+            time_axis: TimeAxis::Processing,
             alerts: latest_alerts(spans, RECENT),
             rejections: latest_rejections(spans, RECENT),
+            episodes: Vec::new(),
         }
+    }
+
+    /// Draws the temperature chart on the readings' own dates: `readings` are every valid
+    /// reading of the run as `(reactor, date, °C)`, in any order, repeats allowed.
+    pub fn in_reading_time<'a>(
+        &mut self,
+        readings: impl IntoIterator<Item = (&'a str, DateTime<Utc>, f64)>,
+    ) {
+        self.reactors = series(
+            readings
+                .into_iter()
+                .map(|(reactor, date, temp)| (reactor, date.timestamp_millis(), temp))
+                .collect(),
+        );
+        self.time_axis = TimeAxis::Reading;
+    }
+
+    /// Marks the on-call pages read back from the queue at their time on the readings'
+    /// clock: the date of the reading each names, and for `silent` `silent_after` later.
+    /// Drawn on a chart in reading time ([`FlowReport::in_reading_time`]).
+    pub fn mark_episodes(&mut self, pages: &[crate::on_call::Page], silent_after: TimeDelta) {
+        self.episodes = pages
+            .iter()
+            .map(|page| {
+                let n = &page.notification;
+                let at = match n.action {
+                    EpisodeAction::Silent => n.last_reading_at + silent_after,
+                    _ => n.last_reading_at,
+                };
+                EpisodeMark {
+                    reactor: n.reactor.clone(),
+                    action: n.action.to_string(),
+                    severity: n.severity.as_str().to_string(),
+                    episode_id: n.episode_id.clone(),
+                    reading_at: n
+                        .last_reading_at
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+                    at_unix_ms: at.timestamp_millis(),
+                }
+            })
+            .collect();
     }
 
     /// One self-contained HTML page: inline CSS and SVG, nothing fetched when it is opened.
@@ -467,15 +550,21 @@ fn example_of(
 
 /// Temperature per reactor over processing time, the hottest reading of each slice.
 fn reactors(spans: &[ReceivedSpan]) -> Vec<ReactorSeries> {
-    let readings: Vec<(&str, i64, f64)> = spans
-        .iter()
-        .filter(|s| s.is_record())
-        .filter_map(|s| {
-            let reactor = s.attr(names::REACTOR)?;
-            let temp: f64 = s.attr(names::TEMPERATURE_C)?.parse().ok()?;
-            Some((reactor, unix_ms(s.start_unix_nano), temp))
-        })
-        .collect();
+    series(
+        spans
+            .iter()
+            .filter(|s| s.is_record())
+            .filter_map(|s| {
+                let reactor = s.attr(names::REACTOR)?;
+                let temp: f64 = s.attr(names::TEMPERATURE_C)?.parse().ok()?;
+                Some((reactor, unix_ms(s.start_unix_nano), temp))
+            })
+            .collect(),
+    )
+}
+
+/// Temperature per reactor from `(reactor, unix ms, °C)`: the hottest reading of each slice.
+fn series(readings: Vec<(&str, i64, f64)>) -> Vec<ReactorSeries> {
     let (Some(first), Some(last)) = (
         readings.iter().map(|r| r.1).min(),
         readings.iter().map(|r| r.1).max(),
@@ -511,7 +600,7 @@ fn reactors(spans: &[ReceivedSpan]) -> Vec<ReactorSeries> {
 }
 
 /// `reactor-2` before `reactor-10`.
-fn natural_key(name: &str) -> (String, u64) {
+pub(crate) fn natural_key(name: &str) -> (String, u64) {
     let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     let (stem, number) = name.split_at(name.len() - digits);
     (stem.to_string(), number.parse().unwrap_or(0))
@@ -645,6 +734,100 @@ mod tests {
             ]
         );
         assert_eq!(report.reactors[0].points, [(1000, 750.0)]);
+    }
+
+    fn page(action: EpisodeAction, last_reading_at: DateTime<Utc>) -> crate::on_call::Page {
+        crate::on_call::Page {
+            message_id: format!("m-{action}"),
+            notification: reactor_monitor::domain::episode::Notification {
+                action,
+                episode_id: "reactor-1/hot/2026-11-01T00:02:00.000Z".into(),
+                reactor: "reactor-1".into(),
+                severity: reactor_monitor::domain::Severity::Warning,
+                peak_c: 750.0,
+                last_c: 750.0,
+                first_reading_at: last_reading_at,
+                last_reading_at,
+            },
+            reading: None,
+        }
+    }
+
+    #[test]
+    fn a_local_run_draws_in_reading_time_and_marks_each_page_at_its_reading() {
+        use chrono::TimeZone;
+        let spans = vec![
+            span("inv", "", SERVICE_NAME, &[]),
+            record("r1", "1", "store+alert"),
+        ];
+        let mut report = FlowReport::from_spans(&spans, Thresholds::default());
+        let t0 = chrono::Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap();
+        let minute = |m| t0 + TimeDelta::minutes(m);
+
+        report.in_reading_time([
+            ("reactor-1", minute(0), 640.0),
+            ("reactor-1", minute(2), 750.0),
+            ("reactor-1", minute(2), 750.0),
+            ("reactor-1", minute(30), 600.0),
+        ]);
+        report.mark_episodes(
+            &[
+                page(EpisodeAction::Opened, minute(2)),
+                page(EpisodeAction::Silent, minute(30)),
+            ],
+            TimeDelta::minutes(5),
+        );
+
+        assert_eq!(report.time_axis, TimeAxis::Reading);
+        let ms = |t: DateTime<Utc>| t.timestamp_millis();
+        assert_eq!(
+            report.reactors[0].points,
+            [
+                (ms(minute(0)), 640.0),
+                (ms(minute(2)), 750.0),
+                (ms(minute(30)), 600.0)
+            ]
+        );
+        assert_eq!(report.reactors[0].readings, 4);
+        let at: Vec<(&str, i64)> = report
+            .episodes
+            .iter()
+            .map(|m| (m.action.as_str(), m.at_unix_ms))
+            .collect();
+        assert_eq!(at, [("opened", ms(minute(2))), ("silent", ms(minute(35)))]);
+        assert_eq!(report.episodes[1].reading_at, "2026-11-01T00:30:00Z");
+        let html = report.to_html(&html::Headline::default());
+        assert!(html.contains("reading time"));
+        for action in ["opened", "silent"] {
+            let mark = format!("<g class=\"episode-mark\" data-action=\"{action}\"");
+            assert_eq!(html.matches(&mark).count(), 1, "one {action} mark");
+            assert!(
+                html.contains(&format!(">{action}</text></g>")),
+                "{action} labelled"
+            );
+        }
+        assert_eq!(
+            html.matches("<tr data-action=").count(),
+            2,
+            "the pages table"
+        );
+        // The axis reaches the silent mark, five minutes past the last reading.
+        assert!(html.contains(">2026-11-01 00:35:00</text>"), "{html}");
+    }
+
+    #[test]
+    fn a_chart_in_processing_time_draws_no_episode_marks() {
+        let spans = vec![record("r1", "1", "store+alert")];
+        let mut report = FlowReport::from_spans(&spans, Thresholds::default());
+
+        report.mark_episodes(
+            &[page(EpisodeAction::Opened, chrono::DateTime::UNIX_EPOCH)],
+            TimeDelta::minutes(5),
+        );
+
+        let html = report.to_html(&html::Headline::default());
+        assert!(!html.contains("<g class=\"episode-mark\""));
+        assert!(html.contains("processing time"));
     }
 
     #[test]

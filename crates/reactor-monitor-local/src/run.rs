@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use crate::emulator::Emulator;
 use crate::esm::{self, FunctionError, Invoke, MappingProgress, MappingSettings, StartingPosition};
 use crate::generate::{self, Mix, OutgoingRecord};
+use crate::on_call::{OnCallReadBack, Reported, SilenceCheckAt};
 use crate::otlp::{OtlpReceiver, TraceFlowRow, unique_flows};
 use crate::report::FlowReport;
 use crate::resources::{self, ResourceNames, Resources};
@@ -57,6 +58,10 @@ pub struct LocalOptions {
     /// Also forward every span received to this OTLP/HTTP endpoint (Jaeger's, for `--jaeger`);
     /// `None`: `OTEL_EXPORTER_OTLP_ENDPOINT` if set.
     pub forward_to: Option<String>,
+    /// A scripted dataset instead of generated readings (`--scenario`); `input` wins over it.
+    pub scenario: Option<crate::scenario::Scenario>,
+    /// When the scheduled silence check runs once the stream is drained (`--silence-check`).
+    pub silence_check: SilenceCheckAt,
 }
 
 impl Default for LocalOptions {
@@ -78,6 +83,8 @@ impl Default for LocalOptions {
             trace_plan: TracePlan::default(),
             collector: None,
             forward_to: None,
+            scenario: None,
+            silence_check: SilenceCheckAt::default(),
         }
     }
 }
@@ -109,6 +116,8 @@ pub struct LocalReport {
     pub lost: i64,
     /// Alerts expected from the readings that were stored and not delivered.
     pub missing_alerts: i64,
+    /// Episode notifications reported per action, and read back from the on-call queue.
+    pub on_call: OnCallReadBack,
     /// Per flow type from the handler's own outcomes (`outcome_flows` in JSON).
     #[serde(rename = "outcome_flows")]
     pub flows: Vec<FlowRow>,
@@ -140,7 +149,10 @@ pub struct LocalReport {
 
 impl LocalReport {
     pub fn ok(&self) -> bool {
-        self.lost == 0 && self.missing_alerts == 0 && self.verified.duplicate_alerts == 0
+        self.lost == 0
+            && self.missing_alerts == 0
+            && self.verified.duplicate_alerts == 0
+            && self.on_call.verified
     }
 }
 
@@ -241,9 +253,10 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     let sdk = aws::local_sdk_config(endpoint).await;
     let resources = resources::create(&sdk, &options.names, options.shards).await?;
 
-    let readings: Vec<OutgoingRecord> = match &options.input {
-        Some(path) => generate::read_input(path)?,
-        None => generate::generate(&options.mix, options.readings),
+    let readings: Vec<OutgoingRecord> = match (&options.input, options.scenario) {
+        (Some(path), _) => generate::read_input(path)?,
+        (None, Some(scenario)) => scenario.records(),
+        (None, None) => generate::generate(&options.mix, options.readings),
     };
     let records = match options.aggregate {
         Some(per_record) => generate::aggregate(&readings, per_record),
@@ -326,7 +339,19 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
     bar_process.finish();
     let process_seconds = process_started.elapsed().as_secs_f64();
 
+    let mut reported = function
+        .summary
+        .as_ref()
+        .expect("a local run keeps its summary")
+        .lock()
+        .expect("summary lock")
+        .on_call
+        .clone();
+    let (check_run, silence_lines) =
+        silence_check(&sdk, &config, options.silence_check, &mut reported).await?;
     let mut verified = verify::verify(&sdk, &resources, &placements).await?;
+    let mut on_call = crate::on_call::read_back(&sdk, &resources, &reported).await?;
+    on_call.silence_check = check_run;
     shut_down_tracing(provider).await?;
     let collector_notes = match collector {
         Some(collector) => {
@@ -358,18 +383,56 @@ async fn run_against(endpoint: &str, options: &LocalOptions) -> anyhow::Result<L
         &summary,
         &progress,
         verified,
+        on_call,
         put_calls.load(Ordering::Relaxed),
         produce_seconds,
         process_seconds,
     );
-    report.metrics =
-        crate::metrics::EmfTotals::from_lines(&function.function.telemetry.collected_metrics())?;
+    let mut emf = function.function.telemetry.collected_metrics();
+    emf.extend(silence_lines);
+    report.metrics = crate::metrics::EmfTotals::from_lines(&emf)?;
     report.trace_flows = unique_flows(&spans);
     report.spans_received = spans.len();
     report.flow_report = FlowReport::from_spans(&spans, config.thresholds);
+    // A local run knows every reading's date: the chart and its episode marks in reading time.
+    report.flow_report.in_reading_time(
+        summary
+            .readings
+            .values()
+            .map(|(reactor, date, temp)| (reactor.as_str(), *date, *temp)),
+    );
+    if let Some(episodes) = &config.episodes {
+        report
+            .flow_report
+            .mark_episodes(&report.on_call.pages, episodes.policy.silent_after);
+    }
     report.collector_notes = collector_notes;
     report.spans = spans;
     Ok(report)
+}
+
+/// Runs the scheduled silence check once, as `when` says, on the un-faulted clients (like the
+/// read-back, so that the verdict is exact): what it did, noted in `reported`, and its EMF
+/// lines.
+async fn silence_check(
+    sdk: &aws_config::SdkConfig,
+    config: &Config,
+    when: SilenceCheckAt,
+    reported: &mut Reported,
+) -> anyhow::Result<(Option<crate::on_call::SilenceCheckRun>, Vec<String>)> {
+    let Some(episodes) = &config.episodes else {
+        return Ok((None, Vec::new()));
+    };
+    let Some(at) = when.time(reported.newest_reading, &episodes.policy) else {
+        return Ok((None, Vec::new()));
+    };
+    let pipeline = aws::pipeline(sdk, config);
+    let (run, report) =
+        crate::on_call::silence_check(&pipeline.ledger, &pipeline.publisher, &episodes.policy, at)
+            .await?;
+    reported.record_silence_check(&report);
+    let lines = reactor_monitor::telemetry::emf::silence_lines(&report, at.timestamp_millis());
+    Ok((Some(run), lines))
 }
 
 /// The function's configuration for the local resources: their names, the run's trace plan,
@@ -448,6 +511,7 @@ fn report(
     summary: &RunSummary,
     progress: &MappingProgress,
     verified: Verified,
+    on_call: OnCallReadBack,
     put_calls: usize,
     produce_seconds: f64,
     process_seconds: f64,
@@ -488,6 +552,7 @@ fn report(
         verified,
         lost,
         missing_alerts,
+        on_call,
         flows: summary.flows(),
         flow_report: FlowReport::default(),
         trace_flows: Vec::new(),
@@ -515,16 +580,24 @@ fn report(
     };
     report.verdict = if report.ok() {
         format!(
-            "OK: {} produced = {} stored + {} dead-lettered; {} alerts delivered; nothing lost",
+            "OK: {} produced = {} stored + {} dead-lettered; {} alerts delivered; {} on-call \
+             pages delivered; nothing lost",
             report.produced,
             report.verified.items,
             report.verified.dead_letters,
-            report.verified.alerts_delivered
+            report.verified.alerts_delivered,
+            report.on_call.delivered_total()
         )
     } else {
         format!(
-            "FAILED: lost {} of {} readings, {} alerts missing, {} duplicate alerts",
-            report.lost, report.produced, report.missing_alerts, report.verified.duplicate_alerts
+            "FAILED: lost {} of {} readings, {} alerts missing, {} duplicate alerts, {} on-call \
+             pages missing, {} duplicate on-call pages",
+            report.lost,
+            report.produced,
+            report.missing_alerts,
+            report.verified.duplicate_alerts,
+            report.on_call.missing.len(),
+            report.on_call.duplicates.len()
         )
     };
     report

@@ -27,6 +27,12 @@ pub struct RunSummary {
     errors: BTreeMap<FlowType, usize>,
     pub requests: BTreeMap<&'static str, usize>,
     pub invocation_latencies: Vec<Duration>,
+    /// The episode actions of every delivery of every record: the on-call read-back's
+    /// reference.
+    pub on_call: crate::on_call::Reported,
+    /// Every valid reading, keyed like `fates`: reactor, date (UTC), °C; the report's
+    /// temperature chart in reading time.
+    pub readings: HashMap<(String, String), (String, chrono::DateTime<chrono::Utc>, f64)>,
 }
 
 /// One row of the unique-flows table.
@@ -43,6 +49,7 @@ pub struct FlowRow {
 impl RunSummary {
     pub fn record_batch(&mut self, report: &BatchReport, latency: Duration) {
         self.invocation_latencies.push(latency);
+        self.on_call.record_batch(report);
         for (op, n) in &report.requests {
             *self.requests.entry(op.name()).or_default() += n;
         }
@@ -66,6 +73,14 @@ impl RunSummary {
                 record.origin.shard_id.clone(),
                 record.origin.sequence_number.to_string(),
             );
+            if let Some(reading) = &record.reading {
+                let point = (
+                    reading.reactor.clone(),
+                    reading.date.to_utc(),
+                    reading.temp_c,
+                );
+                self.readings.insert(key.clone(), point);
+            }
             self.fates.insert(key, (record.flow, fate));
         }
     }

@@ -144,58 +144,6 @@ pub fn bootstrap_binary() -> PathBuf {
     bootstrap
 }
 
-/// The on-call scenario of one reactor, one reading a second from [`EPISODE_START`]: 750 °C
-/// for 10 minutes, 850 °C for 20 minutes, then 600 °C for 400 s; then silence, and one reading
-/// back at [`EPISODE_RETURN_SECOND`].
-pub mod episode_scenario {
-    use chrono::{DateTime, TimeDelta, TimeZone, Utc};
-    use reactor_monitor::domain::episode::EpisodeAction;
-
-    pub const REACTOR: &str = "reactor-7";
-    /// Seconds of readings before the silence.
-    pub const HEARD_SECONDS: i64 = 2_200;
-    /// When the silence check runs: 5 minutes after the last reading.
-    pub const SILENCE_CHECK_SECOND: i64 = HEARD_SECONDS - 1 + 300;
-    /// The reading after the silence.
-    pub const EPISODE_RETURN_SECOND: i64 = 3_000;
-
-    pub fn start() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap()
-    }
-
-    pub fn at(second: i64) -> DateTime<Utc> {
-        start() + TimeDelta::seconds(second)
-    }
-
-    fn temp(second: i64) -> f64 {
-        match second {
-            0..600 => 750.0,
-            600..1_800 => 850.0,
-            _ => 600.0,
-        }
-    }
-
-    pub fn payload(second: i64) -> Vec<u8> {
-        format!(
-            r#"{{"temp":{},"reactor":"{REACTOR}","date":"{}"}}"#,
-            temp(second),
-            at(second).to_rfc3339()
-        )
-        .into_bytes()
-    }
-
-    /// The readings before the silence, in order.
-    pub fn heard() -> Vec<Vec<u8>> {
-        (0..HEARD_SECONDS).map(payload).collect()
-    }
-
-    /// Every notification, in order: action and the second of the reading it names as last.
-    pub const EXPECTED: [(EpisodeAction, i64); 6] = [
-        (EpisodeAction::Opened, 0),
-        (EpisodeAction::Escalated, 600),
-        (EpisodeAction::Repeated, 1_500),
-        (EpisodeAction::Resolved, 2_100),
-        (EpisodeAction::Silent, HEARD_SECONDS - 1),
-        (EpisodeAction::Resolved, EPISODE_RETURN_SECOND),
-    ];
-}
+/// The on-call scenario, as `reactor-monitor generate --scenario episodes` writes it: one
+/// definition for the tooling and the tests.
+pub use crate::scenario::episodes as episode_scenario;

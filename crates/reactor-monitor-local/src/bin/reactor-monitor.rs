@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use reactor_monitor_local::generate::Mix;
+use reactor_monitor_local::on_call::SilenceCheckAt;
 use reactor_monitor_local::report::{FlowReport, Headline};
 use reactor_monitor_local::resources::ResourceNames;
 use reactor_monitor_local::run::LocalOptions;
-use reactor_monitor_local::{commands, run, up};
+use reactor_monitor_local::scenario::{self, Scenario};
+use reactor_monitor_local::{commands, generate, run, up};
 
 /// Reactor coolant temperature monitor: Kinesis → Lambda → DynamoDB, SNS alerts, dead letters.
 ///
@@ -29,20 +31,25 @@ enum Command {
     ///
     /// Puts readings into the emulated stream, drives the shipped handler through an
     /// emulated event source mapping (batch size, batching window, partial-failure
-    /// checkpointing, bisect on error, bounded retries, on-failure destination), then
-    /// reads DynamoDB, the dead-letter bucket and the on-call queue back.
-    /// Exits non-zero when a record was lost or the run could not finish.
+    /// checkpointing, bisect on error, bounded retries, on-failure destination), runs the
+    /// scheduled silence check once, then reads DynamoDB, the dead-letter bucket, the alerts
+    /// queue and the on-call queue back. Exits non-zero when a record was lost, an alert or an
+    /// on-call page is missing or duplicated, or the run could not finish.
     ///
     /// Example: reactor-monitor local --readings 10000 --shards 2 --json
     Local(LocalArgs),
-    /// Put generated readings into a stream, like the Kinesis Data Generator.
+    /// Put generated readings into a stream, like the Kinesis Data Generator, or write them to
+    /// a file.
     ///
     /// With --endpoint (or AWS_ENDPOINT_URL): an emulator, dummy credentials. Without: the
     /// deployed stream in AWS, with your usual credentials and region (like the AWS CLI).
     /// With --aggregate N, like a producer using the Kinesis Producer Library: up to N
-    /// readings per Kinesis record.
+    /// readings per Kinesis record. With --output FILE: the records as JSON Lines for
+    /// `local --input FILE`, nothing put. With --scenario NAME: a scripted dataset.
     ///
     /// Example: reactor-monitor generate --endpoint http://127.0.0.1:5000 --count 500 --rate 100
+    ///
+    /// Example: reactor-monitor generate --scenario episodes --output episodes.jsonl
     Generate(GenerateArgs),
     /// Run the handler once on a Kinesis event JSON file and print its response.
     ///
@@ -161,6 +168,17 @@ struct LocalArgs {
     mix: MixArgs,
     #[command(flatten)]
     aggregate: AggregateArgs,
+    /// A scripted dataset instead of generated readings: episodes (see --help).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["input", "readings"], long_help = scenario::HELP)]
+    scenario: Option<Scenario>,
+    /// When the scheduled silence check runs, once the stream is drained: after-data,
+    /// never, or an RFC 3339 instant (its clock).
+    ///
+    /// after-data: on the readings' clock, SILENCE_MINUTES (5) and one minute (the lag of the
+    /// stored last reading) after the newest reading of the run, so that every reactor of the
+    /// run pages `silent` once, as the scheduled check would once its sensors stopped.
+    #[arg(long, value_name = "WHEN", default_value = "after-data")]
+    silence_check: SilenceCheckAt,
     /// Print one JSON object with the counts and the read-back at the end, nothing else.
     #[arg(long)]
     json: bool,
@@ -214,6 +232,13 @@ struct GenerateArgs {
     mix: MixArgs,
     #[command(flatten)]
     aggregate: AggregateArgs,
+    /// A scripted dataset instead of the random mix: episodes (see --help).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["count", "duration"], long_help = scenario::HELP)]
+    scenario: Option<Scenario>,
+    /// Write the records to FILE as JSON Lines, as `local --input` reads them (`-`: stdout),
+    /// instead of putting them into a stream.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["endpoint", "rate", "duration"])]
+    output: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -262,6 +287,10 @@ struct UpArgs {
     /// Write the session's flows as one self-contained HTML page to FILE when it stops.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Run the scheduled silence check every SECONDS (the deployed schedule: every minute),
+    /// on the wall clock; the live view says when it last ran and what it found.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    silence_check_every: u64,
 }
 
 #[derive(Args)]
@@ -326,6 +355,8 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<ExitCode> {
         faults: args.faults.clone(),
         collector: args.collector.clone(),
         forward_to: jaeger.as_ref().map(|j| j.otlp_endpoint.clone()),
+        scenario: args.scenario,
+        silence_check: args.silence_check,
         ..LocalOptions::default()
     };
     let report = run::run(options).await?;
@@ -362,22 +393,32 @@ async fn run_local(args: LocalArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// `generate`: readings into a stream, by count or by duration and rate.
+/// `generate`: readings into a stream or a file, by count, by duration and rate, or scripted.
 async fn run_generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    let count = match (args.count, args.duration, args.rate) {
-        (Some(n), _, _) => n,
-        (None, Some(secs), Some(rate)) => (secs * rate).ceil() as usize,
-        _ => 1_000,
+    let readings = match args.scenario {
+        Some(scenario) => scenario.records(),
+        None => {
+            let count = match (args.count, args.duration, args.rate) {
+                (Some(n), _, _) => n,
+                (None, Some(secs), Some(rate)) => (secs * rate).ceil() as usize,
+                _ => 1_000,
+            };
+            generate::generate(&args.mix.mix()?, count)
+        }
     };
-    commands::generate(
-        args.endpoint.endpoint,
-        &args.stream,
-        count,
-        args.rate,
-        &args.mix.mix()?,
-        args.aggregate.per_record(),
-    )
-    .await?;
+    match &args.output {
+        Some(path) => commands::write_records(path, readings, args.aggregate.per_record())?,
+        None => {
+            commands::put_readings(
+                args.endpoint.endpoint,
+                &args.stream,
+                readings,
+                args.rate,
+                args.aggregate.per_record(),
+            )
+            .await?
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -399,6 +440,7 @@ async fn run_up(args: UpArgs) -> anyhow::Result<ExitCode> {
         batching_window: Duration::from_millis(args.batching_window_ms),
         starting_position: args.starting_position,
         report: args.report,
+        silence_check_every: Duration::from_secs(args.silence_check_every),
         ..up::UpOptions::default()
     })
     .await?;

@@ -8,7 +8,10 @@ use std::collections::HashSet;
 
 use opentelemetry_semantic_conventions::attribute as semconv;
 
-use super::{Edge, ExampleSpan, ExampleTrace, FlowReport, Node, NodeId, Notable, ReactorSeries};
+use super::{
+    Edge, EpisodeMark, ExampleSpan, ExampleTrace, FlowReport, Node, NodeId, Notable, ReactorSeries,
+    TimeAxis,
+};
 use reactor_monitor::telemetry::names::{SERVICE_NAME, spans as names};
 
 const STYLE: &str = include_str!("report.css");
@@ -436,8 +439,17 @@ impl Scales {
         let low = coldest.min(report.warning_c - 100.0);
         let high = hottest.max(report.emergency_c + 50.0);
         let step = nice_step(high - low, 4.0);
-        let mut first = points().map(|p| p.0).min().unwrap_or(0);
-        let mut last = points().map(|p| p.0).max().unwrap_or(0);
+        // On the readings' clock the marks count too: a silent page lies past the last reading.
+        let marks = || {
+            report
+                .episodes
+                .iter()
+                .filter(|_| report.time_axis == TimeAxis::Reading)
+                .map(|m| m.at_unix_ms)
+        };
+        let times = || points().map(|p| p.0).chain(marks());
+        let mut first = times().min().unwrap_or(0);
+        let mut last = times().max().unwrap_or(0);
         if last - first < 1_000 {
             first -= 500;
             last += 500;
@@ -456,10 +468,21 @@ fn temperatures(page: &mut String, report: &FlowReport) {
     w!(
         page,
         "<section id=\"temperatures\">\n<h2>Temperature per reactor</h2>\n<p class=\"note\">The \
-         hottest reading of each time slice (processing time, UTC). Dashed: warning {} °C \
-         (orange) and emergency {} °C (red); dots: readings at or above warning.</p>\n",
+         hottest reading of each time slice ({}, UTC). Dashed: warning {} °C (orange) and \
+         emergency {} °C (red); dots: readings at or above warning.{}</p>\n",
+        match report.time_axis {
+            TimeAxis::Processing => "processing time",
+            TimeAxis::Reading => "reading time: each reading's own date",
+        },
         report.warning_c,
-        report.emergency_c
+        report.emergency_c,
+        if report.episodes.is_empty() || report.time_axis != TimeAxis::Reading {
+            ""
+        } else {
+            " Vertical marks: the on-call pages read back from the on-call queue, each at the \
+             reading it names (silent: SILENCE_MINUTES after the last reading written), \
+             labelled with its action; hover for the reading's date and the episode."
+        }
     );
     if report.reactors.is_empty() {
         page.push_str("<p>No readings were traced.</p>\n</section>\n");
@@ -494,7 +517,109 @@ fn temperatures(page: &mut String, report: &FlowReport) {
             report.reactors.len()
         );
     }
+    episode_pages(page, &report.episodes);
     page.push_str("</section>\n");
+}
+
+/// The colour of an episode action's mark (the legend's and the table's too).
+fn action_color(action: &str) -> &'static str {
+    match action {
+        "opened" => "#e07b00",
+        "escalated" => "#c62f3c",
+        "repeated" => "#8a5cd1",
+        "resolved" => "#2e9d5b",
+        _ => "#5d6677",
+    }
+}
+
+/// Pages shown in the table under the chart; the rest are counted.
+const MAX_PAGE_ROWS: usize = 100;
+
+/// The legend of the marks and the on-call pages in reading time.
+fn episode_pages(page: &mut String, marks: &[EpisodeMark]) {
+    if marks.is_empty() {
+        return;
+    }
+    page.push_str("<p class=\"legend\">");
+    for action in ["opened", "escalated", "repeated", "resolved", "silent"] {
+        let n = marks.iter().filter(|m| m.action == action).count();
+        w!(
+            page,
+            "<span class=\"mark\" data-action=\"{action}\"><span class=\"swatch\" \
+             style=\"background:{}\"></span>{action} {n}</span> ",
+            action_color(action)
+        );
+    }
+    page.push_str(
+        "</p>\n<h3>On-call pages</h3>\n<table class=\"pages\">\n<tr><th>reading time (UTC)</th>\
+                   <th>reactor</th><th>action</th><th>severity</th><th>episode id</th></tr>\n",
+    );
+    for mark in marks.iter().take(MAX_PAGE_ROWS) {
+        w!(
+            page,
+            "<tr data-action=\"{action}\"><td><code>{}</code></td><td>{}</td>\
+             <td><span class=\"swatch\" style=\"background:{}\"></span>{action}</td><td>{}</td>\
+             <td><code>{}</code></td></tr>\n",
+            esc(&mark.reading_at),
+            esc(&mark.reactor),
+            action_color(&mark.action),
+            esc(&mark.severity),
+            esc(&mark.episode_id),
+            action = esc(&mark.action),
+        );
+    }
+    page.push_str("</table>\n");
+    if marks.len() > MAX_PAGE_ROWS {
+        w!(
+            page,
+            "<p class=\"note\">… and {} more pages.</p>\n",
+            thousands(marks.len() - MAX_PAGE_ROWS)
+        );
+    }
+}
+
+/// A reactor's on-call pages on its panel: a vertical line each, labelled with its action
+/// (labels staggered on three rows so that close transitions stay readable).
+fn episode_marks(
+    page: &mut String,
+    series: &ReactorSeries,
+    report: &FlowReport,
+    x: &dyn Fn(i64) -> f64,
+    (left, right): (f64, f64),
+    (top, bottom): (f64, f64),
+) {
+    if report.time_axis != TimeAxis::Reading {
+        return;
+    }
+    let marks = report
+        .episodes
+        .iter()
+        .filter(|m| m.reactor == series.reactor)
+        .map(|m| (m, x(m.at_unix_ms)));
+    for (i, (mark, mx)) in marks.enumerate() {
+        let color = action_color(&mark.action);
+        let ly = top + 8.0 + (i % 3) as f64 * 10.0;
+        let anchor = if mx > (left + right) / 2.0 {
+            "end"
+        } else {
+            "start"
+        };
+        let lx = if anchor == "end" { mx - 2.0 } else { mx + 2.0 };
+        w!(
+            page,
+            "<g class=\"episode-mark\" data-action=\"{action}\" data-reading-at=\"{at}\">\
+             <title>{action} ({severity}) · reading at {at} · {id}</title>\
+             <line x1=\"{mx:.1}\" x2=\"{mx:.1}\" y1=\"{top}\" y2=\"{bottom}\" stroke=\"{color}\" \
+             stroke-width=\"1.4\" stroke-dasharray=\"2 2\"/>\
+             <circle cx=\"{mx:.1}\" cy=\"{top}\" r=\"3\" fill=\"{color}\"/>\
+             <text x=\"{lx:.1}\" y=\"{ly:.1}\" text-anchor=\"{anchor}\" font-size=\"9\" \
+             font-weight=\"600\" fill=\"{color}\" stroke=\"#fff\" stroke-width=\"3\" paint-order=\"stroke\">{action}</text></g>\n",
+            action = esc(&mark.action),
+            severity = esc(&mark.severity),
+            at = esc(&mark.reading_at),
+            id = esc(&mark.episode_id),
+        );
+    }
 }
 
 fn reactor_panel(
@@ -574,15 +699,27 @@ fn reactor_panel(
             clock(t)
         );
     }
+    episode_marks(page, series, report, &x, (left, right), (top, bottom));
     w!(
         page,
         "<line x1=\"{left}\" x2=\"{right}\" y1=\"{bottom}\" y2=\"{bottom}\" stroke=\"#aab2bf\"/>\
          <text x=\"{left}\" y=\"{ly}\" font-size=\"10\" fill=\"#5d6677\">{}</text>\
          <text x=\"{right}\" y=\"{ly}\" text-anchor=\"end\" font-size=\"10\" fill=\"#5d6677\">{}</text></g>\n",
-        clock(scales.first),
-        clock(scales.last),
+        axis_label(scales.first, report.time_axis),
+        axis_label(scales.last, report.time_axis),
         ly = bottom + 14.0,
     );
+}
+
+/// A time under a panel: the clock alone for processing time (one session), date and time
+/// for reading time (readings may span days).
+fn axis_label(unix_ms: i64, axis: TimeAxis) -> String {
+    match axis {
+        TimeAxis::Processing => clock(unix_ms),
+        TimeAxis::Reading => DateTime::<Utc>::from_timestamp_millis(unix_ms)
+            .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+            .unwrap_or_default(),
+    }
 }
 
 fn clock(unix_ms: i64) -> String {

@@ -47,11 +47,22 @@ impl LiveView {
         total: usize,
         shards: &BTreeMap<String, ShardProgress>,
         progress: &MappingProgress,
+        episodes: &[String],
     ) {
         if self.terminal {
-            self.redraw(&frame(spans, shards, progress));
+            self.redraw(&frame(spans, shards, progress, episodes));
         } else {
             self.log(spans, total, shards, progress);
+        }
+    }
+
+    /// Episode news (open episodes changed, a silence check ran): log lines when piped; on a
+    /// terminal the frame shows them.
+    pub(super) fn episode_event(&mut self, lines: &[String]) {
+        if !self.terminal {
+            for line in lines {
+                println!("{line}");
+            }
         }
     }
 
@@ -103,10 +114,11 @@ impl LiveView {
         total: usize,
         shards: &BTreeMap<String, ShardProgress>,
         progress: &MappingProgress,
+        episodes: &[String],
     ) {
         if self.terminal {
             self.drawn = 0;
-            self.redraw(&frame(spans, shards, progress));
+            self.redraw(&frame(spans, shards, progress, episodes));
         } else {
             self.log(spans, total, shards, progress);
             print!("{}", report::flows_table(&unique_flows(spans)));
@@ -177,6 +189,7 @@ fn frame(
     spans: &[ReceivedSpan],
     shards: &BTreeMap<String, ShardProgress>,
     progress: &MappingProgress,
+    episodes: &[String],
 ) -> Vec<String> {
     let records = spans.iter().filter(|s| s.is_record()).count();
     let mut lines = vec![
@@ -220,6 +233,10 @@ fn frame(
             watch.records,
             watch.batches
         ));
+    }
+    if !episodes.is_empty() {
+        lines.push(String::new());
+        lines.extend(episodes.iter().cloned());
     }
     lines
 }

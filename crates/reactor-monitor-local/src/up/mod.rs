@@ -37,11 +37,16 @@ const REFRESH: Duration = Duration::from_secs(1);
 /// Beyond the function timeout, how long stopping may wait for the batch in flight.
 const STOP_MARGIN: Duration = Duration::from_secs(15);
 
+/// The deployed silence check's schedule: every minute.
+pub const SILENCE_CHECK_EVERY: Duration = Duration::from_secs(60);
+
 mod banner;
+mod episodes;
 mod live_view;
 
 pub use banner::TUTORIAL_READING;
 use banner::banner;
+use episodes::EpisodeWatch;
 use live_view::LiveView;
 
 /// Where `up` starts reading each shard: `--starting-position`.
@@ -60,6 +65,9 @@ pub struct UpOptions {
     /// Where to write the HTML report when the session stops.
     pub report: Option<PathBuf>,
     pub trace_plan: TracePlan,
+    /// How often the scheduled silence check runs (wall clock; the deployed schedule: every
+    /// minute).
+    pub silence_check_every: Duration,
 }
 
 impl Default for UpOptions {
@@ -76,6 +84,7 @@ impl Default for UpOptions {
             starting_position: StartingPosition::default(),
             report: None,
             trace_plan: TracePlan::default(),
+            silence_check_every: SILENCE_CHECK_EVERY,
         }
     }
 }
@@ -143,15 +152,27 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
         mapping.shard_ids().len(),
     ));
     let progress = Arc::new(MappingProgress::default());
-    let mapping = tokio::spawn(mapping.run(aws::s3_client(&sdk), function, progress.clone()));
+    let mapping =
+        tokio::spawn(mapping.run(aws::s3_client(&sdk), function.clone(), progress.clone()));
+    let mut episodes = config
+        .episodes
+        .as_ref()
+        .map(|e| EpisodeWatch::new(e.policy, options.silence_check_every));
     let session = Session {
         progress: &progress,
         receiver: &receiver,
         provider: &provider,
         stop_bound: options.function_timeout + STOP_MARGIN,
+        pipeline: &function.function.function.pipeline,
     };
     let result = session
-        .until_stopped(mapping, &mut view, endpoint, owns_emulator)
+        .until_stopped(
+            mapping,
+            &mut view,
+            episodes.as_mut(),
+            endpoint,
+            owns_emulator,
+        )
         .await;
 
     run::shut_down_tracing(provider).await?;
@@ -161,6 +182,7 @@ async fn serve(endpoint: &str, options: &UpOptions, owns_emulator: bool) -> anyh
         receiver.total_received(),
         &progress.shards(),
         &progress,
+        &episode_lines(episodes.as_ref()),
     );
     if let Some(path) = &options.report {
         FlowReport::from_spans(&spans, config.thresholds)
@@ -177,6 +199,9 @@ struct Session<'a> {
     provider: &'a SdkTracerProvider,
     /// How long the batch in flight may take to finish: its deadline, then a retry or two.
     stop_bound: Duration,
+    /// The function's pipeline: its episode store and on-call publisher serve the silence
+    /// check and the open episodes.
+    pipeline: &'a aws::AwsPipeline,
 }
 
 impl Session<'_> {
@@ -184,6 +209,7 @@ impl Session<'_> {
         &self,
         mut mapping: JoinHandle<anyhow::Result<()>>,
         view: &mut LiveView,
+        mut episodes: Option<&mut EpisodeWatch>,
         endpoint: &str,
         owns_emulator: bool,
     ) -> anyhow::Result<()> {
@@ -191,6 +217,13 @@ impl Session<'_> {
         let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // The first check one period after the start, as a schedule created now runs.
+        let every = episodes.as_ref().map_or(SILENCE_CHECK_EVERY, |e| e.every);
+        let mut silence = tokio::time::interval_at(Instant::now() + every, every);
+        silence.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        if let Some(watch) = episodes.as_deref() {
+            view.episode_event(&[watch.check_line()]);
+        }
         loop {
             tokio::select! {
                 _ = interrupt.recv() => break,
@@ -199,13 +232,26 @@ impl Session<'_> {
                     ended.context("the event source mapping panicked")??;
                     bail!("the event source mapping stopped: every shard of the stream is closed");
                 }
+                _ = silence.tick(), if episodes.is_some() => {
+                    let watch = episodes.as_deref_mut().expect("checked");
+                    watch.check(&self.pipeline.ledger, &self.pipeline.publisher).await;
+                    view.episode_event(&[watch.check_line()]);
+                    view.episode_event(&watch.open_lines());
+                }
                 _ = refresh.tick() => {
                     flush(self.provider).await;
+                    if let Some(watch) = episodes.as_deref_mut() {
+                        let invocations = self.progress.invocations.load(Ordering::Relaxed);
+                        if watch.refresh(&self.pipeline.ledger, invocations).await {
+                            view.episode_event(&watch.open_lines());
+                        }
+                    }
                     view.refresh(
                         &self.receiver.spans(),
                         self.receiver.total_received(),
                         &self.progress.shards(),
                         self.progress,
+                        &episode_lines(episodes.as_deref()),
                     );
                 }
             }
@@ -233,6 +279,11 @@ impl Session<'_> {
             other => other,
         }
     }
+}
+
+/// The live view's episode section (none when the function has no episodes).
+fn episode_lines(episodes: Option<&EpisodeWatch>) -> Vec<String> {
+    episodes.map(EpisodeWatch::frame_lines).unwrap_or_default()
 }
 
 async fn next_signal(interrupt: &mut Signal, terminate: &mut Signal) {

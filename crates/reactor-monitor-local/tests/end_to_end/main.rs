@@ -13,6 +13,7 @@ mod kpl_aggregation;
 mod kpl_reference;
 mod local_stack;
 mod malformed_corpus;
+mod on_call;
 mod read_back;
 mod region;
 mod report;

@@ -435,3 +435,90 @@ async fn up_attached_from_latest_skips_older_records_and_leaves_the_emulator_run
     );
     emulator.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn up_lists_open_episodes_and_runs_the_silence_check_on_its_timer() {
+    let emulator = reactor_monitor_local::emulator::Emulator::start()
+        .await
+        .expect("the emulator starts (run scripts/setup-local first)");
+    let endpoint = emulator.endpoint().to_string();
+    let sdk = reactor_monitor::aws::local_sdk_config(&endpoint).await;
+    let resources = reactor_monitor_local::resources::create(
+        &sdk,
+        &reactor_monitor_local::resources::ResourceNames::default(),
+        1,
+    )
+    .await
+    .unwrap();
+    let mut up = Up::start(&["--endpoint", &endpoint, "--silence-check-every", "1"]);
+    up.wait_for_line("that it waits for records", |l| {
+        l.starts_with("waiting for records")
+    });
+    up.wait_for_line("that the silence check has not run", |l| {
+        l == "silence   check every 1 s: not run yet"
+    });
+
+    // An emergency dated 2020: an open episode, and silent at the first check that reads it.
+    aws_sdk_kinesis::Client::new(&sdk)
+        .put_record()
+        .stream_name(&resources.names.stream)
+        .partition_key("1")
+        .data(aws_sdk_kinesis::primitives::Blob::new(
+            r#"{"temp":812.5,"reactor":"reactor-e1","date":"2020-03-07T16:29:50+02:00"}"#,
+        ))
+        .send()
+        .await
+        .unwrap();
+
+    let open = up.wait_for_line("the open episode", |l| {
+        l.starts_with("episode   reactor-e1") && l.contains("emergency")
+    });
+    assert_eq!(
+        open,
+        "episode   reactor-e1   emergency  peak   812.5 °C  since 2020-03-07T14:29:50Z  \
+         reactor-e1/hot/2020-03-07T14:29:50.000Z"
+    );
+    let check = up.wait_for_line("a silence check that pages the reactor", |l| {
+        l.starts_with("silence   check every 1 s, last at ") && l.contains("(reactor-e1)")
+    });
+    assert!(
+        check.ends_with(
+            "1 reactor checked, 1 silent page (reactor-e1); open: 0 warning, 1 emergency, 1 silent"
+        ),
+        "{check}"
+    );
+    up.wait_for_line("the silent episode", |l| {
+        l.starts_with("episode   reactor-e1   silent")
+            && l.contains("reactor-e1/silent/2020-03-07T14:29:50.000Z")
+    });
+    let later = up.wait_for_line("a later check that finds it silent already", |l| {
+        l.starts_with("silence   ") && l.contains("1 reactor checked, none silent")
+    });
+    assert!(
+        later.ends_with("open: 0 warning, 1 emergency, 1 silent"),
+        "{later}"
+    );
+
+    // The pages are on the on-call queue: the opening, then the silence, once each.
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let bodies = reactor_monitor_local::verify::drain(&sqs, &resources.on_call_queue_url)
+        .await
+        .unwrap();
+    let mut actions: Vec<String> = bodies
+        .iter()
+        .map(|b| {
+            reactor_monitor_local::on_call::Page::parse(b)
+                .unwrap()
+                .notification
+                .action
+                .to_string()
+        })
+        .collect();
+    actions.sort();
+    assert_eq!(actions, ["opened", "silent"]);
+
+    up.interrupt();
+    let status = up.wait_exit(EXIT).expect("up exits after SIGINT");
+    assert!(status.success(), "{status}:\n{}", up.seen.join("\n"));
+    emulator.stop().await;
+}

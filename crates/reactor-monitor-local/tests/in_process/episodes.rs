@@ -104,10 +104,16 @@ async fn a_hot_reactor_pages_once_per_transition_not_per_reading() {
     let notes = notified(&pipeline);
     assert_eq!(actions(&notes), expected());
     assert_eq!(notes[0].severity, Severity::Warning);
-    assert_eq!(notes[1].severity, Severity::Emergency);
-    assert_eq!(notes[1].peak_c, 850.0);
+    assert_eq!(
+        (notes[1].severity, notes[1].peak_c),
+        (Severity::Warning, 750.0)
+    );
+    assert_eq!(
+        (notes[2].severity, notes[2].peak_c),
+        (Severity::Emergency, 850.0)
+    );
     assert_eq!(notes[3].last_c, 600.0);
-    let hot_id = "reactor-7/hot/2026-11-01T00:00:00.000Z";
+    let hot_id = "reactor-7/hot/2026-11-01T00:02:00.000Z";
     assert!(
         notes[..4].iter().all(|n| n.episode_id == hot_id),
         "{notes:?}"
@@ -132,16 +138,22 @@ async fn replayed_and_bisected_batches_page_exactly_as_once() {
 async fn batches_delivered_newest_first_never_roll_the_episode_back() {
     let pipeline = memory_pipeline();
     let records = batch(scenario::heard());
-    // 600 readings in order open the episode; then a later batch, then an older one again.
-    pipeline.process(records[..600].to_vec(), None).await;
-    pipeline.process(records[1_600..1_700].to_vec(), None).await;
-    pipeline.process(records[600..700].to_vec(), None).await;
+    let at = scenario::index;
+    let later = scenario::ESCALATED_SECOND + 100;
+    // 10 minutes in order open the episode; then a later batch, then an older one again.
+    pipeline.process(records[..at(600)].to_vec(), None).await;
+    pipeline
+        .process(records[at(later)..at(later + 100)].to_vec(), None)
+        .await;
+    pipeline
+        .process(records[at(600)..at(700)].to_vec(), None)
+        .await;
     let notes = notified(&pipeline);
     assert_eq!(
         actions(&notes),
         vec![
-            (EpisodeAction::Opened, scenario::at(0)),
-            (EpisodeAction::Escalated, scenario::at(1_600)),
+            (EpisodeAction::Opened, scenario::at(scenario::OPENED_SECOND)),
+            (EpisodeAction::Escalated, scenario::at(later)),
         ]
     );
 }
@@ -151,18 +163,19 @@ async fn a_failed_state_write_still_pages_and_the_retry_pages_at_most_once_more(
     let pipeline = memory_pipeline();
     pipeline.ledger.episode_faults.fail_next_calls(1);
     let records = batch(scenario::heard());
-    let report = pipeline.process(records[..100].to_vec(), None).await;
+    let opening = &records[..scenario::index(scenario::OPENED_SECOND + 60)];
+    let report = pipeline.process(opening.to_vec(), None).await;
 
     assert_eq!(
         actions(&notified(&pipeline)),
-        vec![(EpisodeAction::Opened, scenario::at(0))]
+        vec![(EpisodeAction::Opened, scenario::at(scenario::OPENED_SECOND))]
     );
     assert_eq!(
         report.failed_sequence_numbers().len(),
-        100,
+        opening.len(),
         "the reactor's records are retried"
     );
-    UntilDone.deliver(&pipeline, records[..100].to_vec()).await;
+    UntilDone.deliver(&pipeline, opening.to_vec()).await;
     let notes = notified(&pipeline);
     assert_eq!(
         notes.len(),
@@ -177,23 +190,25 @@ async fn a_failed_on_call_publish_writes_no_state_and_the_retry_pages_once() {
     let pipeline = memory_pipeline();
     pipeline.publisher.notify_faults.fail_next_calls(1);
     let records = batch(scenario::heard());
-    let report = pipeline.process(records[..100].to_vec(), None).await;
+    let opening = &records[..scenario::index(scenario::OPENED_SECOND + 60)];
+    let report = pipeline.process(opening.to_vec(), None).await;
     assert!(notified(&pipeline).is_empty());
-    assert_eq!(report.failed_sequence_numbers().len(), 100);
+    assert_eq!(report.failed_sequence_numbers().len(), opening.len());
     assert!(pipeline.ledger.episodes.lock().unwrap().is_empty());
 
-    UntilDone.deliver(&pipeline, records[..100].to_vec()).await;
+    UntilDone.deliver(&pipeline, opening.to_vec()).await;
     assert_eq!(
         actions(&notified(&pipeline)),
-        vec![(EpisodeAction::Opened, scenario::at(0))]
+        vec![(EpisodeAction::Opened, scenario::at(scenario::OPENED_SECOND))]
     );
 }
 
 #[tokio::test]
 async fn hot_readings_inside_an_episode_are_suppressed_on_their_records() {
     let pipeline = memory_pipeline();
+    let opened = scenario::index(scenario::OPENED_SECOND);
     let report = pipeline
-        .process(batch(scenario::heard()[..3].to_vec()), None)
+        .process(batch(scenario::heard()[opened..opened + 3].to_vec()), None)
         .await;
     let actions: Vec<_> = report.records.iter().map(|r| r.episode).collect();
     assert_eq!(
