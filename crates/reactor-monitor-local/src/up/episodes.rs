@@ -255,7 +255,7 @@ mod tests {
             expected_version: None,
             state: &step.state,
         };
-        let (written, _) = store.save(&[change], &[]).await;
+        let written = store.save(&[change]).await;
         assert!(written.iter().all(Result::is_ok));
 
         assert!(
