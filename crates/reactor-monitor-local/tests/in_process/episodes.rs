@@ -186,15 +186,29 @@ async fn a_failed_state_write_still_pages_and_the_retry_pages_at_most_once_more(
 }
 
 #[tokio::test]
-async fn a_failed_on_call_publish_writes_no_state_and_the_retry_pages_once() {
+async fn a_failed_on_call_publish_keeps_the_state_before_its_reading_and_the_retry_pages_once() {
     let pipeline = memory_pipeline();
     pipeline.publisher.notify_faults.fail_next_calls(1);
     let records = batch(scenario::heard());
+    let opened = scenario::index(scenario::OPENED_SECOND);
     let opening = &records[..scenario::index(scenario::OPENED_SECOND + 60)];
     let report = pipeline.process(opening.to_vec(), None).await;
     assert!(notified(&pipeline).is_empty());
-    assert_eq!(report.failed_sequence_numbers().len(), opening.len());
-    assert!(pipeline.ledger.episodes.lock().unwrap().is_empty());
+    // The readings before the one that opened the episode are done; it and the later ones
+    // are retried.
+    let failed: Vec<_> = report.failed_sequence_numbers();
+    let expected: Vec<_> = opening[opened..]
+        .iter()
+        .map(|r| r.origin.sequence_number.clone())
+        .collect();
+    assert_eq!(failed, expected);
+    let states = pipeline.ledger.episodes.lock().unwrap().clone();
+    let state = &states.values().next().expect("the reactor's state").state;
+    assert!(state.hot.is_none());
+    assert_eq!(
+        state.last_reading_at,
+        scenario::at(scenario::OPENED_SECOND - scenario::STEP_SECONDS)
+    );
 
     UntilDone.deliver(&pipeline, opening.to_vec()).await;
     assert_eq!(
