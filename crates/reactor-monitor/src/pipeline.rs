@@ -260,7 +260,6 @@ struct Written<'s> {
 }
 
 /// Results of the concurrent phase, applied to records afterwards.
-#[derive(Default)]
 struct Progress {
     calls: Vec<Vec<CallTiming>>,
     stored: Vec<Option<Result<(), TransientError>>>,
@@ -270,6 +269,139 @@ struct Progress {
     sink_rejected: Vec<Option<RejectReason>>,
     /// The episode action of each reading, or why its reactor's episode could not be updated.
     episode: Vec<Option<EpisodeResult>>,
+    /// AWS requests made, by operation.
+    requests: Vec<(AwsOperation, usize)>,
+}
+
+impl Progress {
+    fn new(records: usize) -> Self {
+        Self {
+            calls: vec![Vec::new(); records],
+            stored: vec![None; records],
+            alerted: vec![None; records],
+            dead_lettered: vec![None; records],
+            sink_rejected: vec![None; records],
+            episode: vec![None; records],
+            requests: Vec::new(),
+        }
+    }
+
+    /// Counts one request of `operation`.
+    fn count(&mut self, operation: AwsOperation) {
+        match self.requests.iter_mut().find(|(o, _)| *o == operation) {
+            Some((_, n)) => *n += 1,
+            None => self.requests.push((operation, 1)),
+        }
+    }
+
+    fn count_all(&mut self, operations: impl IntoIterator<Item = AwsOperation>) {
+        for operation in operations {
+            self.count(operation);
+        }
+    }
+
+    /// How each alerting reading's alert went (`alerting`: their slots, in order). An alert
+    /// already out means its reading is stored; one whose lookup failed, that it is not.
+    fn apply_alerts(&mut self, alerting: &[usize], alerts: Vec<(Vec<CallTiming>, AlertStatus)>) {
+        for (&i, (calls, status)) in alerting.iter().zip(alerts) {
+            self.calls[i].extend(calls);
+            self.alerted[i] = Some(match status {
+                AlertStatus::AlreadySent => {
+                    self.stored[i] = Some(Ok(()));
+                    Ok(false)
+                }
+                AlertStatus::Published(_) => Ok(true),
+                AlertStatus::Unknown(e) => {
+                    self.stored[i] = Some(Err(e.clone()));
+                    Err(e)
+                }
+                AlertStatus::NotPublished(e) => Err(e),
+            });
+        }
+    }
+
+    /// The readings' writes (after [`Progress::apply_alerts`]).
+    fn apply_stores(&mut self, slots: &[Slot], stores: Vec<StoreWrite>) {
+        for (chunk, timing, results) in stores {
+            self.count(timing.operation);
+            for (&i, result) in chunk.iter().zip(results) {
+                if result.is_err() && matches!(self.alerted[i], Some(Ok(true))) {
+                    // A replay inside this window may duplicate the alert, never drop it.
+                    let seq = &slots[i].record.origin.sequence_number;
+                    tracing::warn!(sequence_number = %seq, "alert published but its reading not written; the retry may publish it again");
+                }
+                self.calls[i].push(with_error(&timing, &result));
+                self.stored[i] = Some(result);
+            }
+        }
+    }
+
+    /// Each reading's episode result with its reactor's calls.
+    fn apply_episodes(
+        &mut self,
+        results: impl Iterator<Item = (usize, Vec<CallTiming>, EpisodeResult)>,
+    ) {
+        for (i, calls, result) in results {
+            // A reading that alerts shares the lookup with its reactor's episode: each call
+            // once on its span.
+            for call in calls {
+                let known = self.calls[i]
+                    .iter()
+                    .any(|c| c.operation == call.operation && c.started == call.started);
+                if !known {
+                    self.calls[i].push(call);
+                }
+            }
+            self.episode[i] = Some(result);
+        }
+    }
+
+    /// Dead-letter writes: one object carried every record of it, so the same call is on each
+    /// record's span and its result is each one's (a transient failure reports them all for
+    /// retry). `refused`: readings a sink refused, dead-lettered with that reason.
+    fn apply_dead_letters(&mut self, slots: &[Slot], dead: Vec<DeadLetterWrite>, refused: bool) {
+        for (letters, timing, result) in dead {
+            self.count(timing.operation);
+            for (i, reason) in letters {
+                if refused {
+                    let seq = &slots[i].record.origin.sequence_number;
+                    tracing::warn!(sequence_number = %seq, reason = %reason, "a sink refused a valid reading; dead-lettered");
+                    self.sink_rejected[i] = Some(reason);
+                }
+                self.calls[i].push(with_error(&timing, &result));
+                self.dead_lettered[i] = Some(result.clone());
+            }
+        }
+    }
+
+    /// The readings a sink refused for good, with the reason to dead-letter them with.
+    fn refused(&self) -> Vec<(usize, RejectReason)> {
+        let refused =
+            |e: Option<&TransientError>| e.is_some_and(|e| e.kind == FailureKind::Rejected);
+        (0..self.stored.len())
+            .filter_map(|i| {
+                if refused(self.stored[i].as_ref().and_then(|r| r.as_ref().err())) {
+                    Some((i, RejectReason::StoreRejected))
+                } else if refused(self.alerted[i].as_ref().and_then(|r| r.as_ref().err())) {
+                    Some((i, RejectReason::AlertRejected))
+                } else {
+                    None
+                }
+            })
+            .collect()
+    }
+
+    fn into_report(mut self, slots: Vec<Slot>) -> BatchReport {
+        let records = slots
+            .into_iter()
+            .enumerate()
+            .map(|(i, slot)| finish(slot, &mut self, i))
+            .collect();
+        BatchReport {
+            records,
+            requests: self.requests,
+        }
+    }
 }
 
 impl<S, L, P, D> Pipeline<S, L, P, D>
@@ -336,107 +468,19 @@ where
             requests: alert_requests,
         } = written;
 
-        let mut progress = Progress {
-            calls: vec![Vec::new(); slots.len()],
-            stored: vec![None; slots.len()],
-            alerted: vec![None; slots.len()],
-            dead_lettered: vec![None; slots.len()],
-            sink_rejected: vec![None; slots.len()],
-            episode: vec![None; slots.len()],
-        };
-        let mut requests: Vec<(AwsOperation, usize)> = Vec::new();
-        let mut count = |op: AwsOperation| match requests.iter_mut().find(|(o, _)| *o == op) {
-            Some((_, n)) => *n += 1,
-            None => requests.push((op, 1)),
-        };
-        for op in alert_requests {
-            count(op);
-        }
-        for (&i, (calls, status)) in alerting.iter().zip(alerts) {
-            progress.calls[i].extend(calls);
-            progress.alerted[i] = Some(match status {
-                AlertStatus::AlreadySent => {
-                    progress.stored[i] = Some(Ok(()));
-                    Ok(false)
-                }
-                AlertStatus::Published(_) => Ok(true),
-                AlertStatus::Unknown(e) => {
-                    progress.stored[i] = Some(Err(e.clone()));
-                    Err(e)
-                }
-                AlertStatus::NotPublished(e) => Err(e),
-            });
-        }
-        for (chunk, timing, results) in stores {
-            count(timing.operation);
-            for (&i, result) in chunk.iter().zip(results) {
-                if result.is_err() && matches!(progress.alerted[i], Some(Ok(true))) {
-                    // A replay inside this window may duplicate the alert, never drop it.
-                    let seq = &slots[i].record.origin.sequence_number;
-                    tracing::warn!(sequence_number = %seq, "alert published but its reading not written; the retry may publish it again");
-                }
-                progress.calls[i].push(with_error(&timing, &result));
-                progress.stored[i] = Some(result);
-            }
-        }
-        for (i, calls, result) in alerts::episode_results(runs) {
-            // A reading that alerts shares the lookup with its reactor's episode: each call
-            // once on its span.
-            for call in calls {
-                let known = progress.calls[i]
-                    .iter()
-                    .any(|c| c.operation == call.operation && c.started == call.started);
-                if !known {
-                    progress.calls[i].push(call);
-                }
-            }
-            progress.episode[i] = Some(result);
-        }
-        // One object carried every record of it: the same call on each record's span, and
-        // its result for each (a transient failure reports them all for retry).
-        for (letters, timing, result) in dead {
-            count(timing.operation);
-            for (i, _) in letters {
-                progress.calls[i].push(with_error(&timing, &result));
-                progress.dead_lettered[i] = Some(result.clone());
-            }
-        }
-
+        let mut progress = Progress::new(slots.len());
+        progress.count_all(alert_requests);
+        progress.apply_alerts(&alerting, alerts);
+        progress.apply_stores(&slots, stores);
+        progress.apply_episodes(alerts::episode_results(runs));
+        progress.apply_dead_letters(&slots, dead, false);
         // Readings a sink refused for good (DynamoDB's ValidationException of the item, an
-        // alert SNS cannot take): isolated by the adapters, dead-lettered here byte for byte.
-        let refused: Vec<(usize, RejectReason)> = (0..slots.len())
-            .filter_map(|i| {
-                let refused =
-                    |e: Option<&TransientError>| e.is_some_and(|e| e.kind == FailureKind::Rejected);
-                if refused(progress.stored[i].as_ref().and_then(|r| r.as_ref().err())) {
-                    Some((i, RejectReason::StoreRejected))
-                } else if refused(progress.alerted[i].as_ref().and_then(|r| r.as_ref().err())) {
-                    Some((i, RejectReason::AlertRejected))
-                } else {
-                    None
-                }
-            })
-            .collect();
-        // In a second object, written only when a sink refused any.
-        for (letters, timing, result) in self.dead_letter(&gate, &slots, &refused).await {
-            count(timing.operation);
-            for (i, reason) in letters {
-                let seq = &slots[i].record.origin.sequence_number;
-                tracing::warn!(sequence_number = %seq, reason = %reason, "a sink refused a valid reading; dead-lettered");
-                progress.calls[i].push(with_error(&timing, &result));
-                progress.sink_rejected[i] = Some(reason);
-                progress.dead_lettered[i] = Some(result.clone());
-            }
-        }
-
-        BatchReport {
-            records: slots
-                .into_iter()
-                .enumerate()
-                .map(|(i, slot)| finish(slot, &mut progress, i))
-                .collect(),
-            requests,
-        }
+        // alert SNS cannot take): isolated by the adapters, dead-lettered here byte for byte,
+        // in a second object written only when a sink refused any.
+        let refused = progress.refused();
+        let dead = self.dead_letter(&gate, &slots, &refused).await;
+        progress.apply_dead_letters(&slots, dead, true);
+        progress.into_report(slots)
     }
 
     /// The slots of one Kinesis record: itself, or the user records of a KPL aggregate (each
