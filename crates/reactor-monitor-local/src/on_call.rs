@@ -519,6 +519,7 @@ mod tests {
             last_c: 750.0,
             first_reading_at: at(0),
             last_reading_at: at(second),
+            superseded_by: None,
         }
     }
 

@@ -748,6 +748,7 @@ mod tests {
                 last_c: 750.0,
                 first_reading_at: last_reading_at,
                 last_reading_at,
+                superseded_by: None,
             },
             reading: None,
         }

@@ -607,7 +607,7 @@ where
                     .chunks(S::MAX_BATCH)
                     .map(|chunk| self.store_chunk(gate, slots, chunk))
             ),
-            self.save_states(gate, &mut runs),
+            self.save_states(gate, slots, &mut runs),
         );
         stores.extend(later_stores);
         requests.extend(saves);

@@ -60,6 +60,9 @@ pub enum FailureKind {
     Throttled,
     /// The service accepted the request but not this item (UnprocessedItems, a failed batch entry).
     Unprocessed,
+    /// A conditional write found the item moved on: another delivery wrote it first (a
+    /// reactor's episode state written by another shard, or by the silence check).
+    Conflict,
     /// A server or network error.
     Service,
     /// The call did not finish before the invocation deadline.
@@ -87,6 +90,7 @@ impl FailureKind {
             Self::Misconfigured => FailureClass::PermanentForFunction,
             Self::Throttled
             | Self::Unprocessed
+            | Self::Conflict
             | Self::Service
             | Self::Timeout
             | Self::NotStarted => FailureClass::Transient,
@@ -260,8 +264,8 @@ pub trait EpisodeStore: AlertLedger {
     ) -> impl Future<Output = Result<Loaded, TransientError>> + Send;
     /// In one request: each change if its reactor's state is still the version expected
     /// (one result per change). A change refused because the state moved on fails with
-    /// [`FailureKind::Unprocessed`] (retry: the next delivery reads the new state); the
-    /// other changes are still written.
+    /// [`FailureKind::Conflict`] (retry: the next delivery reads the new state); the other
+    /// changes are still written.
     fn save(&self, changes: &[StateChange<'_>]) -> impl Future<Output = ItemResults> + Send;
     /// Every reactor's state, for the silence check.
     fn all_states(

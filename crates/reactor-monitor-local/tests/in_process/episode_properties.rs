@@ -713,3 +713,57 @@ async fn an_on_call_entry_refused_pages_the_other_transitions_of_its_reactor_onc
         ]
     );
 }
+
+#[tokio::test]
+async fn a_shard_that_loses_the_race_closes_the_episode_it_opened_for_the_one_that_goes_on() {
+    let mut pipeline = scripted_pipeline(FaultPlan::new());
+    pipeline.ledger.yield_after_lookup = true;
+    let at = |s| episode_scenario::at(s);
+    // Both shards read no state, open an episode each and race to write it.
+    let first = vec![record_on(SHARD, 1, reading_at("reactor-1", 750.0, at(0)))];
+    let second = vec![record_on(
+        "shardId-000000000001",
+        1,
+        reading_at("reactor-1", 760.0, at(50)),
+    )];
+    let (a, b) = tokio::join!(
+        pipeline.process(first, None),
+        pipeline.process(second, None)
+    );
+    let lost = [&a, &b]
+        .iter()
+        .filter(|r| !r.failed_sequence_numbers().is_empty())
+        .count();
+    assert_eq!(lost, 1, "one write wins, the other is refused");
+    let stored = pipeline.ledger.inner.episodes.lock().unwrap()["reactor-1"]
+        .state
+        .clone();
+    let going_on = stored.hot.expect("an open episode").id;
+    let pages: Vec<Notification> = pipeline
+        .ledger
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Notified(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    let opened: Vec<&Notification> = pages
+        .iter()
+        .filter(|n| n.action == EpisodeAction::Opened)
+        .collect();
+    assert_eq!(opened.len(), 2, "{pages:?}");
+    let orphan = opened
+        .iter()
+        .find(|n| n.episode_id != going_on)
+        .expect("the loser's episode");
+    let closes: Vec<&Notification> = pages
+        .iter()
+        .filter(|n| n.action == EpisodeAction::Resolved)
+        .collect();
+    assert_eq!(closes.len(), 1, "{pages:?}");
+    assert_eq!(closes[0].episode_id, orphan.episode_id);
+    assert_eq!(closes[0].superseded_by.as_deref(), Some(going_on.as_str()));
+}

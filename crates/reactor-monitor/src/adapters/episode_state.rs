@@ -275,7 +275,7 @@ impl DynamoDbStore {
                     Some("ConditionalCheckFailed") => {
                         results[at] = Some(Err(TransientError::new(
                             SAVE,
-                            FailureKind::Unprocessed,
+                            FailureKind::Conflict,
                             "the reactor's episode state moved on (another shard or delivery)",
                         )));
                     }

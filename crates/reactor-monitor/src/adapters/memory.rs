@@ -163,7 +163,7 @@ impl EpisodeStore for MemoryStore {
             .map(|c| {
                 let current = states.get(c.reactor).map(|s| s.version);
                 if current != c.expected_version {
-                    return Err(failure(Self::SAVE_OPERATION, FailureKind::Unprocessed));
+                    return Err(failure(Self::SAVE_OPERATION, FailureKind::Conflict));
                 }
                 states.insert(
                     c.reactor.to_owned(),

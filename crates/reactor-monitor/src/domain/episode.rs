@@ -181,6 +181,11 @@ pub struct Notification {
     pub first_reading_at: DateTime<Utc>,
     /// Date of the reading that caused this notification (for `silent`: the last one heard).
     pub last_reading_at: DateTime<Utc>,
+    /// On a `resolved` that closes an episode another delivery's state has no place for (two
+    /// shards of one reactor raced and this one's write lost): the episode that goes on, if
+    /// any. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
 }
 
 /// What one reading did to a reactor's state.
@@ -243,6 +248,7 @@ pub fn apply(
             last_c: temp_c,
             first_reading_at: state.map_or(date, |s| s.last_reading_at),
             last_reading_at: date,
+            superseded_by: None,
         });
     }
 
@@ -308,6 +314,56 @@ pub fn apply(
     }
 }
 
+/// The `resolved` pages that close episodes this delivery opened (`sent`, its pages in order)
+/// but that its readings, applied again to `current` (the state another delivery wrote
+/// first), would not open: those episodes are superseded by `current`'s, and would stay open
+/// on call forever otherwise. `readings` are the delivery's (°C, date), in reading time.
+pub fn superseded(
+    current: Option<&ReactorState>,
+    reactor: &str,
+    readings: &[(f64, DateTime<Utc>)],
+    sent: &[Notification],
+    thresholds: &Thresholds,
+    policy: &EpisodePolicy,
+) -> Vec<Notification> {
+    let mut state = current.cloned();
+    let mut kept: Vec<String> = Vec::new();
+    for &(temp_c, date) in readings {
+        let step = apply(state.as_ref(), reactor, temp_c, date, thresholds, policy);
+        kept.extend(step.notifications.into_iter().map(|n| n.episode_id));
+        state = Some(step.state);
+    }
+    let going_on = state
+        .as_ref()
+        .and_then(|s| s.hot.as_ref())
+        .map(|h| h.id.clone());
+    kept.extend(going_on.clone());
+    let mut closes: Vec<Notification> = Vec::new();
+    for page in sent.iter().filter(|n| n.action != EpisodeAction::Silent) {
+        if page.episode_id.contains("/silent/") || kept.contains(&page.episode_id) {
+            continue;
+        }
+        match closes.iter_mut().find(|c| c.episode_id == page.episode_id) {
+            Some(_) if page.action == EpisodeAction::Resolved => {
+                closes.retain(|c| c.episode_id != page.episode_id);
+            }
+            Some(close) => {
+                close.severity = page.severity;
+                close.peak_c = close.peak_c.max(page.peak_c);
+                close.last_c = page.last_c;
+                close.last_reading_at = page.last_reading_at;
+            }
+            None if page.action == EpisodeAction::Resolved => {}
+            None => closes.push(Notification {
+                action: EpisodeAction::Resolved,
+                superseded_by: going_on.clone(),
+                ..page.clone()
+            }),
+        }
+    }
+    closes
+}
+
 /// The state to keep when only some of one reading's notifications went out (at most two:
 /// its silent episode `resolved`, then its hot episode's): `before` (the state before the
 /// reading) with the part of `after` (the state after it) whose notification went out. The
@@ -345,6 +401,7 @@ fn notification(
         last_c,
         first_reading_at: hot.first_at,
         last_reading_at: at,
+        superseded_by: None,
     }
 }
 
@@ -372,6 +429,7 @@ pub fn check_silence(
         last_c: state.last_c,
         first_reading_at: state.last_reading_at,
         last_reading_at: state.last_reading_at,
+        superseded_by: None,
     };
     let mut next = state.clone();
     next.silent = Some(SilentEpisode {
@@ -583,5 +641,42 @@ mod tests {
             ..policy
         };
         assert_eq!(short.last_reading_resolution(), TimeDelta::seconds(24));
+    }
+
+    #[test]
+    fn only_an_episode_the_current_state_would_not_open_again_is_superseded() {
+        let (thresholds, policy) = (Thresholds::default(), EpisodePolicy::default());
+        // This delivery opened at 50 s and escalated at 60 s.
+        let readings = [(750.0, at(50)), (850.0, at(60))];
+        let sent: Vec<Notification> = {
+            let mut state = None;
+            let mut sent = Vec::new();
+            for &(temp, date) in &readings {
+                let step = apply(state.as_ref(), R, temp, date, &thresholds, &policy);
+                sent.extend(step.notifications);
+                state = Some(step.state);
+            }
+            sent
+        };
+        // Another shard wrote first: an episode opened at 0 s, newest reading at 70 s.
+        let (other, _) = run(None, [(0, 760.0), (70, 770.0)]);
+        let closes = superseded(other.as_ref(), R, &readings, &sent, &thresholds, &policy);
+        assert_eq!(closes.len(), 1);
+        let close = &closes[0];
+        assert_eq!(close.action, EpisodeAction::Resolved);
+        assert_eq!(close.episode_id, sent[0].episode_id);
+        assert_eq!(close.severity, Severity::Emergency);
+        assert_eq!(close.peak_c, 850.0);
+        assert_eq!(close.last_reading_at, at(60));
+        let going_on = other
+            .as_ref()
+            .and_then(|s| s.hot.as_ref())
+            .map(|h| h.id.clone());
+        assert_eq!(close.superseded_by, going_on);
+
+        // A state the readings still open the same episode on (the silence check wrote it):
+        // nothing to close.
+        let (quiet, _) = run(None, [(0, 600.0)]);
+        assert!(superseded(quiet.as_ref(), R, &readings, &sent, &thresholds, &policy).is_empty());
     }
 }

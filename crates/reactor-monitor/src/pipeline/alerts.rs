@@ -18,8 +18,8 @@ use super::{CallTiming, Gate, Pipeline, Slot, with_error};
 use crate::domain::episode::{self, EpisodeAction, EpisodePolicy, Notification, ReactorState};
 use crate::operation::AwsOperation;
 use crate::ports::{
-    Alert, AlertLedger, AlertPublisher, DeadLetterSink, EpisodeStore, Notice, OnCallPublisher,
-    ReadingStore, StateChange, TransientError,
+    Alert, AlertLedger, AlertPublisher, DeadLetterSink, EpisodeStore, FailureKind, Notice,
+    OnCallPublisher, ReadingStore, StateChange, TransientError,
 };
 
 /// How one alerting reading's alert went; it decides how the reading is written.
@@ -71,6 +71,8 @@ pub(super) struct ReactorRun<'s> {
     /// A notice that did not go out: the position in `readings` of the reading that caused
     /// it, and why. That reading and the later ones are retried; the earlier ones are done.
     unsent: Option<(usize, TransientError)>,
+    /// The notices that went out (indices in `notices`).
+    sent: Vec<usize>,
 }
 
 impl<'s> ReactorRun<'s> {
@@ -126,6 +128,7 @@ impl<'s> ReactorRun<'s> {
             calls: Vec::new(),
             failure: None,
             unsent: None,
+            sent: Vec::new(),
         }
     }
 }
@@ -357,12 +360,12 @@ where
             }
             let (runs_ref, groups_ref) = (&*runs, &groups);
             let notified = join_all(calls.iter().map(|call| {
-                let notices: Vec<(usize, Notice<'_>)> = call
+                let notices: Vec<((usize, usize), Notice<'_>)> = call
                     .iter()
                     .flat_map(|&at| {
                         groups_ref[at][round]
                             .clone()
-                            .map(move |n| (at, notice(slots, &runs_ref[at].notices[n])))
+                            .map(move |n| ((at, n), notice(slots, &runs_ref[at].notices[n])))
                     })
                     .collect();
                 async move {
@@ -371,7 +374,8 @@ where
                         .call(P::NOTIFY_OPERATION, self.publisher.notify(&batch))
                         .await;
                     let results = results.unwrap_or_else(|e| vec![Err(e); batch.len()]);
-                    let owners: Vec<usize> = notices.iter().map(|(at, _)| *at).collect();
+                    let owners: Vec<(usize, usize)> =
+                        notices.iter().map(|(owner, _)| *owner).collect();
                     (owners, timing, results)
                 }
             }))
@@ -379,7 +383,10 @@ where
             for (owners, timing, results) in notified {
                 requests.push(P::NOTIFY_OPERATION);
                 let mut by_run: Vec<(usize, Vec<Result<String, TransientError>>)> = Vec::new();
-                for (at, result) in owners.into_iter().zip(results) {
+                for ((at, n), result) in owners.into_iter().zip(results) {
+                    if result.is_ok() {
+                        runs[at].sent.push(n);
+                    }
                     match by_run.last_mut() {
                         Some((last, results)) if *last == at => results.push(result),
                         _ => by_run.push((at, vec![result])),
@@ -407,6 +414,7 @@ where
     pub(super) async fn save_states(
         &self,
         gate: &Gate,
+        slots: &[Slot],
         runs: &mut [ReactorRun<'_>],
     ) -> Vec<AwsOperation> {
         let to_save: Vec<usize> = (0..runs.len())
@@ -431,13 +439,99 @@ where
             }
         }))
         .await;
-        let requests = vec![L::SAVE_OPERATION; saved.len()];
+        let mut requests = vec![L::SAVE_OPERATION; saved.len()];
         for (chunk, timing, results) in saved {
             for (&at, result) in chunk.iter().zip(results) {
                 runs[at].calls.push(with_error(&timing, &result));
                 if let Err(e) = result {
                     tracing::warn!(reactor = %runs[at].reactor, error = %e, "episode state not written; the reactor's records are retried");
                     runs[at].failure = Some(e);
+                }
+            }
+        }
+        requests.extend(self.close_superseded(gate, slots, runs).await);
+        requests
+    }
+
+    /// After a lost race (a state another delivery wrote first, [`FailureKind::Conflict`]):
+    /// the episodes this delivery paged that the new state has no place for are closed with
+    /// a `resolved` naming the episode that goes on (`episode::superseded`), so that no dedup
+    /// key stays open on call. One more lookup of those reactors, rare; a close that fails is
+    /// logged (the pages it would close went out; the retry pages the state as it is).
+    async fn close_superseded(
+        &self,
+        gate: &Gate,
+        slots: &[Slot],
+        runs: &mut [ReactorRun<'_>],
+    ) -> Vec<AwsOperation> {
+        let Some(policy) = self.episodes else {
+            return Vec::new();
+        };
+        let lost: Vec<usize> = (0..runs.len())
+            .filter(|&at| {
+                let run = &runs[at];
+                run.failure
+                    .as_ref()
+                    .is_some_and(|e| e.kind == FailureKind::Conflict)
+                    && !run.sent.is_empty()
+            })
+            .collect();
+        let mut requests = Vec::new();
+        for chunk in lost.chunks(L::MAX_LOAD.max(1)) {
+            let reactors: Vec<&str> = chunk.iter().map(|&at| runs[at].reactor).collect();
+            let (timing, loaded) = gate
+                .call(L::LOAD_OPERATION, self.ledger.load(&reactors, &[]))
+                .await;
+            requests.push(L::LOAD_OPERATION);
+            let states = match loaded.and_then(|r| r) {
+                Ok(loaded) => loaded.states,
+                Err(e) => {
+                    tracing::warn!(error = %e, "superseded episodes not closed: the states could not be read");
+                    continue;
+                }
+            };
+            let mut closes: Vec<(usize, Notification)> = Vec::new();
+            for (&at, current) in chunk.iter().zip(states) {
+                let run = &mut runs[at];
+                run.calls.push(timing.clone());
+                let readings: Vec<(f64, chrono::DateTime<chrono::Utc>)> = run
+                    .readings
+                    .iter()
+                    .filter_map(|&i| slots[i].parsed.as_ref().ok())
+                    .map(|r| (r.temp_c, r.date.with_timezone(&chrono::Utc)))
+                    .collect();
+                let sent: Vec<Notification> =
+                    run.sent.iter().map(|&n| run.notices[n].1.clone()).collect();
+                let cause = run.notices[run.sent[0]].0;
+                closes.extend(
+                    episode::superseded(
+                        current.map(|c| c.state).as_ref(),
+                        run.reactor,
+                        &readings,
+                        &sent,
+                        &self.thresholds,
+                        &policy,
+                    )
+                    .into_iter()
+                    .map(|n| (cause, n)),
+                );
+            }
+            for batch in closes.chunks(P::MAX_NOTIFY_BATCH.max(1)) {
+                let notices: Vec<Notice<'_>> = batch.iter().map(|c| notice(slots, c)).collect();
+                let (timing, results) = gate
+                    .call(P::NOTIFY_OPERATION, self.publisher.notify(&notices))
+                    .await;
+                requests.push(P::NOTIFY_OPERATION);
+                let results = results.unwrap_or_else(|e| vec![Err(e); notices.len()]);
+                for ((_, close), result) in batch.iter().zip(results) {
+                    match result {
+                        Ok(_) => {
+                            tracing::info!(episode_id = %close.episode_id, superseded_by = ?close.superseded_by, duration_ms = (timing.finished - timing.started).as_millis() as u64, "superseded episode closed")
+                        }
+                        Err(e) => {
+                            tracing::warn!(episode_id = %close.episode_id, error = %e, "superseded episode not closed")
+                        }
+                    }
                 }
             }
         }
