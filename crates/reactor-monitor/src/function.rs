@@ -13,9 +13,7 @@ use crate::config::Config;
 use crate::kinesis::KinesisInput;
 use crate::lambda::{self, BatchFailed};
 use crate::pipeline::{BatchReport, Pipeline};
-use crate::ports::{
-    AlertLedger, AlertPublisher, DeadLetterSink, EpisodeStore, OnCallPublisher, ReadingStore,
-};
+use crate::ports::{AlertPublisher, DeadLetterSink, EpisodeStore, OnCallPublisher, ReadingStore};
 use crate::telemetry::function::{FunctionTelemetry, InvocationContext, MetricsSink, SpanExport};
 use crate::telemetry::propagation::with_alert_contexts;
 use crate::telemetry::traces::CallTargets;
@@ -76,7 +74,7 @@ impl AwsFunction {
 impl<S, L, P, D> Function<S, L, P, D>
 where
     S: ReadingStore,
-    L: AlertLedger + EpisodeStore,
+    L: EpisodeStore,
     P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {

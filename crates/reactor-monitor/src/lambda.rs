@@ -7,8 +7,7 @@ use tokio::time::Instant;
 use crate::kinesis::KinesisInput;
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::ports::{
-    AlertLedger, AlertPublisher, DeadLetterSink, EpisodeStore, OnCallPublisher, ReadingStore,
-    TransientError,
+    AlertPublisher, DeadLetterSink, EpisodeStore, OnCallPublisher, ReadingStore, TransientError,
 };
 
 /// The invocation fails as a whole only when no record of the batch could be done,
@@ -62,7 +61,7 @@ pub async fn handle_batch<S, L, P, D, E: KinesisInput>(
 ) -> (BatchReport, Result<KinesisEventResponse, BatchFailed>)
 where
     S: ReadingStore,
-    L: AlertLedger + EpisodeStore,
+    L: EpisodeStore,
     P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {
@@ -87,7 +86,7 @@ pub async fn handle<S, L, P, D, E: KinesisInput>(
 ) -> Result<(KinesisEventResponse, BatchReport), BatchFailed>
 where
     S: ReadingStore,
-    L: AlertLedger + EpisodeStore,
+    L: EpisodeStore,
     P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {

@@ -22,9 +22,9 @@ use crate::domain::episode::{EpisodeAction, EpisodePolicy};
 use crate::domain::{FlowType, Reading, RejectReason, SequenceNumber, Severity, Thresholds};
 use crate::kpl;
 use crate::ports::{
-    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureClass,
-    FailureKind, ItemResults, Located, OnCallPublisher, Origin, PublishedAlert, ReadingStore,
-    ReadingWrite, TransientError, with_request_id,
+    Alert, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureClass, FailureKind,
+    ItemResults, Located, OnCallPublisher, Origin, PublishedAlert, ReadingStore, ReadingWrite,
+    TransientError, with_request_id,
 };
 
 mod alerts;
@@ -407,7 +407,7 @@ impl Progress {
 impl<S, L, P, D> Pipeline<S, L, P, D>
 where
     S: ReadingStore,
-    L: AlertLedger + EpisodeStore,
+    L: EpisodeStore,
     P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {

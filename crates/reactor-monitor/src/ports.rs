@@ -152,20 +152,8 @@ pub trait ReadingStore: Send + Sync {
     /// Most readings one call takes.
     const MAX_BATCH: usize;
     /// Writes the readings (one result each, in order); a reading with an alert is written
-    /// with it, and that write is what a later [`AlertLedger::already_sent`] finds.
+    /// with it, and that write is what a later [`EpisodeStore::load`] finds.
     fn put_readings(&self, batch: &[ReadingWrite<'_>]) -> impl Future<Output = ItemResults> + Send;
-}
-
-/// Remembers which alerts were published, so that a replayed record does not alert twice.
-/// The record of a published alert is its reading's stored item, written after the publish
-/// ([`ReadingStore::put_readings`] with a [`PublishedAlert`]): no write of its own.
-pub trait AlertLedger: Send + Sync {
-    const LOOKUP_OPERATION: AwsOperation;
-    /// For each alert, whether it was already published (its reading is stored with it).
-    fn already_sent(
-        &self,
-        alerts: &[Alert<'_>],
-    ) -> impl Future<Output = Result<Vec<bool>, TransientError>> + Send;
 }
 
 /// Delivers alerts to on-call.
@@ -247,7 +235,7 @@ pub struct Loaded {
 
 /// Per-reactor episode state, changed only by conditional writes (one item per reactor), read
 /// together with the alert ledger: one lookup per batch, not two.
-pub trait EpisodeStore: AlertLedger {
+pub trait EpisodeStore: Send + Sync {
     const LOAD_OPERATION: AwsOperation;
     const SAVE_OPERATION: AwsOperation;
     /// Most keys (reactors + alerts) one lookup takes.
@@ -255,8 +243,10 @@ pub trait EpisodeStore: AlertLedger {
     /// Most state changes one save takes.
     const MAX_SAVE: usize;
     /// In one request: the states of these reactors and, for each alert, whether it was
-    /// already published (as [`AlertLedger::already_sent`]). With no reactors it reads the
-    /// ledger alone (a function without episodes).
+    /// already published — the alert ledger, which remembers published alerts so that a
+    /// replayed record does not alert twice: its record is the reading's stored item, written
+    /// after the publish ([`ReadingStore::put_readings`] with a [`PublishedAlert`]). With no
+    /// reactors it reads the ledger alone (a function without episodes).
     fn load(
         &self,
         reactors: &[&str],

@@ -25,8 +25,8 @@ use crate::sinks;
 use super::retry::{UNPROCESSED_ATTEMPTS, backoff};
 use super::sdk_failure;
 use crate::ports::{
-    Alert, AlertLedger, FailureKind, ItemResults, Located, ReadingStore, ReadingWrite,
-    TransientError, note_request_id,
+    Alert, FailureKind, ItemResults, Located, ReadingStore, ReadingWrite, TransientError,
+    note_request_id,
 };
 
 /// Attribute names of the table.
@@ -344,51 +344,5 @@ impl ReadingStore for DynamoDbStore {
     async fn put_readings(&self, batch: &[ReadingWrite<'_>]) -> ItemResults {
         self.write_isolating(Self::OPERATION, batch, Self::write_item)
             .await
-    }
-}
-
-impl AlertLedger for DynamoDbStore {
-    const LOOKUP_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchGetItem;
-
-    async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
-        let lookup = Self::ledger_lookup(alerts).map_err(|e| {
-            TransientError::new(Self::LOOKUP_OPERATION, FailureKind::Service, "invalid keys")
-                .with_source(e)
-        })?;
-        let keys: Vec<(AttributeValue, AttributeValue)> =
-            lookup.keys().iter().map(key_of).collect();
-        let mut found: Vec<(AttributeValue, AttributeValue)> = Vec::new();
-        let mut pending = Some(lookup);
-        for attempt in 0..UNPROCESSED_ATTEMPTS {
-            let Some(request) = pending.take() else { break };
-            if attempt > 0 {
-                backoff(attempt).await;
-            }
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, request)
-                .send()
-                .await;
-            note_request_id(out.request_id());
-            let out = out.map_err(|e| sdk_failure(Self::LOOKUP_OPERATION, e))?;
-            if let Some(mut responses) = out.responses {
-                found.extend(Self::published_keys(
-                    &responses.remove(&self.table).unwrap_or_default(),
-                ));
-            }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut m| m.remove(&self.table))
-                .filter(|k| !k.keys.is_empty());
-        }
-        if pending.is_some() {
-            return Err(TransientError::new(
-                Self::LOOKUP_OPERATION,
-                FailureKind::Unprocessed,
-                format!("keys still unprocessed after {UNPROCESSED_ATTEMPTS} attempts"),
-            ));
-        }
-        Ok(keys.iter().map(|k| found.contains(k)).collect())
     }
 }

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 use crate::domain::episode::Notification;
 use crate::domain::{RejectReason, SequenceNumber, Severity};
 use crate::ports::{
-    Alert, AlertLedger, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureKind,
-    ItemResults, Loaded, Notice, OnCallPublisher, ReadingStore, ReadingWrite, StateChange,
-    TransientError, VersionedState,
+    Alert, AlertPublisher, DeadLetter, DeadLetterSink, EpisodeStore, FailureKind, ItemResults,
+    Loaded, Notice, OnCallPublisher, ReadingStore, ReadingWrite, StateChange, TransientError,
+    VersionedState,
 };
 
 type Key = (String, SequenceNumber);
@@ -122,15 +122,14 @@ impl ReadingStore for MemoryStore {
     }
 }
 
-impl AlertLedger for MemoryStore {
-    const LOOKUP_OPERATION: AwsOperation = AwsOperation::DynamoDbBatchGetItem;
-
-    async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
+impl MemoryStore {
+    /// For each alert, whether its reading is stored with it (the alert ledger).
+    fn already_sent(&self, alerts: &[Alert<'_>]) -> Vec<bool> {
         let ledger = self.ledger.lock().unwrap();
-        Ok(alerts
+        alerts
             .iter()
             .map(|a| ledger.contains(&key(a.located.origin)))
-            .collect())
+            .collect()
     }
 }
 
@@ -148,7 +147,7 @@ impl EpisodeStore for MemoryStore {
         let states = self.episodes.lock().unwrap().clone();
         Ok(Loaded {
             states: reactors.iter().map(|r| states.get(*r).cloned()).collect(),
-            sent: self.already_sent(alerts).await?,
+            sent: self.already_sent(alerts),
         })
     }
 

@@ -18,8 +18,8 @@ use super::{CallTiming, Gate, Pipeline, Slot, with_error};
 use crate::domain::episode::{self, EpisodeAction, EpisodePolicy, Notification, ReactorState};
 use crate::operation::AwsOperation;
 use crate::ports::{
-    Alert, AlertLedger, AlertPublisher, DeadLetterSink, EpisodeStore, FailureKind, Notice,
-    OnCallPublisher, ReadingStore, StateChange, TransientError,
+    Alert, AlertPublisher, DeadLetterSink, EpisodeStore, FailureKind, Notice, OnCallPublisher,
+    ReadingStore, StateChange, TransientError,
 };
 
 /// How one alerting reading's alert went; it decides how the reading is written.
@@ -143,7 +143,7 @@ enum Key {
 impl<S, L, P, D> Pipeline<S, L, P, D>
 where
     S: ReadingStore,
-    L: AlertLedger + EpisodeStore,
+    L: EpisodeStore,
     P: AlertPublisher + OnCallPublisher,
     D: DeadLetterSink,
 {

@@ -10,8 +10,8 @@ use reactor_monitor::domain::SequenceNumber;
 use reactor_monitor::domain::episode::{Notification, ReactorState};
 use reactor_monitor::operation::AwsOperation;
 use reactor_monitor::ports::{
-    Alert, AlertLedger, AlertPublisher, EpisodeStore, FailureKind, ItemResults, Loaded, Notice,
-    OnCallPublisher, ReadingStore, ReadingWrite, StateChange, TransientError, VersionedState,
+    Alert, AlertPublisher, EpisodeStore, FailureKind, ItemResults, Loaded, Notice, OnCallPublisher,
+    ReadingStore, ReadingWrite, StateChange, TransientError, VersionedState,
 };
 
 /// The calls a plan can fail, each counted apart from 0 in the order they are made.
@@ -130,14 +130,6 @@ fn merge<R>(
 fn key_of(alert: &Alert<'_>) -> RecordKey {
     let origin = alert.located.origin;
     (origin.shard_id.clone(), origin.sequence_number.clone())
-}
-
-impl AlertLedger for Scripted<MemoryStore> {
-    const LOOKUP_OPERATION: AwsOperation = <MemoryStore as AlertLedger>::LOOKUP_OPERATION;
-
-    async fn already_sent(&self, alerts: &[Alert<'_>]) -> Result<Vec<bool>, TransientError> {
-        self.inner.already_sent(alerts).await
-    }
 }
 
 /// The readings' writes: those of alerting readings are the alert ledger's records.
