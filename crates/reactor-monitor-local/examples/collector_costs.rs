@@ -40,7 +40,7 @@ async fn main() {
             if let Some(previous) = running.take() {
                 let _: Vec<String> = LocalCollector::stop(previous).await;
             }
-            let port = collector::free_port().unwrap();
+            let port = reactor_monitor_local::process::free_port().unwrap();
             let listen = format!("127.0.0.1:{port}");
             let local = collector::local_config(&text, &listen, &receiver.endpoint).unwrap();
             let started = LocalCollector::start_binary(&binary, local, &listen)

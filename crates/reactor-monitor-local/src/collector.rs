@@ -22,6 +22,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+
+use crate::process::{ConfiguredProcess, free_port, terminate};
 use serde_norway::{Mapping, Value};
 
 /// The Lambda layer family a configuration is written for (its `# layer:` line).
@@ -249,50 +251,6 @@ pub fn binary(layer: Layer) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(path.trim()))
 }
 
-/// A free TCP port on 127.0.0.1 (bound then released: another process could take it first,
-/// which the start then reports).
-pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// Waits until something accepts TCP connections on `addr`, or `child` exits.
-pub(crate) async fn wait_listening(
-    child: &mut tokio::process::Child,
-    addr: &str,
-    what: &str,
-    timeout: Duration,
-) -> anyhow::Result<Duration> {
-    let started = std::time::Instant::now();
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(started.elapsed());
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("{what} exited before listening on {addr} ({status})");
-        }
-        if started.elapsed() > timeout {
-            bail!("{what} did not listen on {addr} within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Ends a child process the way Lambda ends an extension: SIGTERM, then a wait (a collector
-/// drains its queues and exporters then), SIGKILL after `grace`.
-pub(crate) async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
-    if let Some(pid) = child.id() {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await;
-        if tokio::time::timeout(grace, child.wait()).await.is_ok() {
-            return;
-        }
-    }
-    let _ = child.kill().await;
-}
-
 /// A running collector.
 pub struct LocalCollector {
     /// Where the function exports: `http://127.0.0.1:<port>` (OTLP/HTTP).
@@ -302,9 +260,7 @@ pub struct LocalCollector {
     /// Process start to its OTLP port accepting connections.
     pub start_time: Duration,
     pub pid: u32,
-    child: tokio::process::Child,
-    log_path: PathBuf,
-    _dir: tempfile::TempDir,
+    process: ConfiguredProcess,
 }
 
 impl LocalCollector {
@@ -327,50 +283,29 @@ impl LocalCollector {
         local: LocalConfig,
         listen: &str,
     ) -> anyhow::Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let config_path = dir.path().join("collector.yaml");
-        std::fs::write(&config_path, &local.yaml)?;
-        let log_path = dir.path().join("collector.log");
-        let log = std::fs::File::create(&log_path)?;
-        let mut child = tokio::process::Command::new(binary)
-            .arg(format!("--config={}", config_path.display()))
-            // The layer's environment, with nothing that could reach AWS.
-            .env("AWS_REGION", reactor_monitor::aws::LOCAL_REGION)
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("JAEGER_OTLP_ENDPOINT", "http://127.0.0.1:9")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let pid = child.id().unwrap_or_default();
-        let start_time = match wait_listening(
-            &mut child,
-            listen,
+        let mut process = ConfiguredProcess::spawn(
+            binary,
+            "collector",
             "the collector",
-            Duration::from_secs(30),
-        )
-        .await
-        {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = child.kill().await;
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(e.context(format!("collector log:\n{log}")));
-            }
-        };
+            &local.yaml,
+            // The layer's environment, with nothing that could reach AWS.
+            &[
+                ("AWS_REGION", reactor_monitor::aws::LOCAL_REGION),
+                ("AWS_ACCESS_KEY_ID", "testing"),
+                ("AWS_SECRET_ACCESS_KEY", "testing"),
+                ("AWS_EC2_METADATA_DISABLED", "true"),
+                ("JAEGER_OTLP_ENDPOINT", "http://127.0.0.1:9"),
+            ],
+        )?;
+        let pid = process.child.id().unwrap_or_default();
+        let start_time = process.wait_listening(listen).await?;
         Ok(Self {
             endpoint: format!("http://{listen}"),
             layer: local.layer,
             notes: local.notes,
             start_time,
             pid,
-            child,
-            log_path,
-            _dir: dir,
+            process,
         })
     }
 
@@ -383,9 +318,9 @@ impl LocalCollector {
     /// holds (a `batch` processor's pending spans) before it exits. Returns the lines of its
     /// log at level error.
     pub async fn stop(mut self) -> Vec<String> {
-        terminate(&mut self.child, Duration::from_secs(10)).await;
-        std::fs::read_to_string(&self.log_path)
-            .unwrap_or_default()
+        terminate(&mut self.process.child, Duration::from_secs(10)).await;
+        self.process
+            .log()
             .lines()
             .filter(|l| l.contains("\terror\t"))
             .map(str::to_string)

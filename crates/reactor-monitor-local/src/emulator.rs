@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tokio::process::{Child, Command};
 
+use crate::process::free_port;
+
 /// Overrides where the emulator's executable is found.
 pub const MOTO_SERVER_ENV: &str = "REACTOR_MONITOR_MOTO_SERVER";
 const MOTO_SERVER: &str = "moto_server";
@@ -88,9 +90,4 @@ impl Emulator {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }

@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 
-use crate::collector::{free_port, terminate, wait_listening};
+use crate::process::{ConfiguredProcess, free_port, terminate};
 
 /// Jaeger's configuration: an OTLP/HTTP receiver, memory storage, the query service; every
 /// address given, all on 127.0.0.1.
@@ -80,8 +80,7 @@ pub struct LocalJaeger {
     pub otlp_endpoint: String,
     /// Its query API and UI, `http://127.0.0.1:<port>`.
     pub query_url: String,
-    child: tokio::process::Child,
-    _dir: tempfile::TempDir,
+    process: ConfiguredProcess,
 }
 
 impl LocalJaeger {
@@ -97,36 +96,24 @@ impl LocalJaeger {
             None => free_port()?,
         };
         let grpc = free_port()?;
-        let dir = tempfile::tempdir()?;
-        let config_path = dir.path().join("jaeger.yaml");
-        std::fs::write(&config_path, config(otlp, query, grpc))?;
-        let log_path = dir.path().join("jaeger.log");
-        let log = std::fs::File::create(&log_path)?;
-        let mut child = tokio::process::Command::new(binary)
-            .arg(format!("--config={}", config_path.display()))
+        let mut process = ConfiguredProcess::spawn(
+            binary,
+            "jaeger",
+            "Jaeger",
+            &config(otlp, query, grpc),
             // Jaeger's own tracing would export to localhost:4317.
-            .env("OTEL_SDK_DISABLED", "true")
-            .env("OTEL_TRACES_EXPORTER", "none")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+            &[
+                ("OTEL_SDK_DISABLED", "true"),
+                ("OTEL_TRACES_EXPORTER", "none"),
+            ],
+        )?;
         for addr in [format!("127.0.0.1:{otlp}"), format!("127.0.0.1:{query}")] {
-            if let Err(e) =
-                wait_listening(&mut child, &addr, "Jaeger", Duration::from_secs(30)).await
-            {
-                let _ = child.kill().await;
-                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                return Err(e.context(format!("Jaeger log:\n{log}")));
-            }
+            process.wait_listening(&addr).await?;
         }
         Ok(Self {
             otlp_endpoint: format!("http://127.0.0.1:{otlp}"),
             query_url: format!("http://127.0.0.1:{query}"),
-            child,
-            _dir: dir,
+            process,
         })
     }
 
@@ -170,7 +157,7 @@ impl LocalJaeger {
     }
 
     pub async fn stop(mut self) {
-        terminate(&mut self.child, Duration::from_secs(5)).await;
+        terminate(&mut self.process.child, Duration::from_secs(5)).await;
     }
 
     /// Keeps Jaeger running until Ctrl-C (the CLI, after a run).

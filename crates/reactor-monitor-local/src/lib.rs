@@ -13,6 +13,7 @@ pub mod kpl;
 pub mod metrics;
 pub mod on_call;
 pub mod otlp;
+pub mod process;
 pub mod report;
 pub mod resources;
 pub mod run;
